@@ -1,0 +1,111 @@
+#!/bin/sh
+# lua-select's one entry point.
+#   ./make.sh demo    installs what is missing, builds, runs the demo (examples/)
+#   ./make.sh test    installs what is missing, runs every test; ends "N passed, N failed"
+#   ./make.sh build   builds select.so for every Lua version into build/<version>/
+#   ./make.sh deps    installs the Debian packages the project needs (as root)
+#   ./make.sh bench   runs the benchmark suite (bench/)
+set -eu
+cd "$(dirname "$0")"
+
+LUAS="lua5.1 lua5.2 lua5.3 lua5.4 luajit"
+PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-socket lua-posix lua-check lua-ldoc gcc make"
+
+say() { printf '== %s\n' "$*"; }
+
+deps() {
+  missing=""
+  for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+  done
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "Rust is needed: install it with rustup (https://rustup.rs), then run this again." >&2
+    exit 1
+  fi
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" = 0 ]; then
+    say "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq $missing >/dev/null
+  else
+    echo "Missing Debian packages. Run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+  fi
+}
+
+feature_of() {
+  "$1" -e 'if jit then print("luajit") else print((_VERSION:gsub("Lua (%d)%.(%d)", "lua%1%2"))) end'
+}
+
+build() {
+  for lua in $LUAS; do
+    f=$(feature_of "$lua")
+    say "building select.so for $lua"
+    scripts/build-so.sh "$lua" "build/$f" release
+  done
+}
+
+# Runs busted under one interpreter; prints its summary line.
+busted_one() {
+  lua=$1
+  f=$(feature_of "$lua")
+  "$lua" /usr/bin/busted --cpath="build/$f/?.so" --lpath="lua/?.lua;lua/?/init.lua;spec/?.lua" \
+    -o utfTerminal spec 2>&1
+}
+
+test_all() {
+  deps
+  passed=0; failed=0
+  add() { passed=$((passed + $1)); failed=$((failed + $2)); }
+
+  say "cargo test"
+  out=$(cargo test --quiet 2>&1) || true
+  printf '%s\n' "$out" | grep -E "test result|panicked|FAILED|failed" || true
+  p=$(printf '%s\n' "$out" | sed -n 's/.*test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' | awk '{s+=$1} END {print s+0}')
+  q=$(printf '%s\n' "$out" | sed -n 's/.*test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' | awk '{s+=$1} END {print s+0}')
+  if ! printf '%s\n' "$out" | grep -q "test result"; then q=$((q + 1)); printf '%s\n' "$out" | tail -30; fi
+  add "$p" "$q"
+
+  say "cargo clippy -D warnings"
+  if cargo clippy --quiet --all-targets --features lua54 -- -D warnings 2>&1 | tail -40 | grep -E "^(error|warning)" ; then add 0 1; else add 1 0; fi
+  say "cargo fmt --check"
+  if cargo fmt --check >/dev/null 2>&1; then add 1 0; else cargo fmt --check 2>&1 | head -20; add 0 1; fi
+  say "luacheck"
+  if luacheck -q lua spec examples bench 2>&1 | tail -20; then add 1 0; else add 0 1; fi
+
+  build
+  for lua in $LUAS; do
+    say "busted under $lua"
+    out=$(busted_one "$lua") || true
+    printf '%s\n' "$out" | grep -vE '^[●◼✱]+$' | tail -60
+    line=$(printf '%s\n' "$out" | grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' | tail -1)
+    if [ -z "$line" ]; then add 0 1; continue; fi
+    s=$(printf '%s' "$line" | sed -n 's/.*\([0-9][0-9]*\) success.*/\1/p')
+    s=$(printf '%s' "$line" | awk '{print $1}')
+    fl=$(printf '%s' "$line" | awk '{print $4}')
+    er=$(printf '%s' "$line" | awk '{print $7}')
+    add "$s" $((fl + er))
+  done
+  echo "$passed passed, $failed failed"
+  [ "$failed" = 0 ]
+}
+
+demo() {
+  deps
+  build >/dev/null
+  for ex in examples/echo_server.lua; do
+    say "lua5.4 $ex"
+    LUA_CPATH="build/lua54/?.so;;" LUA_PATH="lua/?.lua;;" lua5.4 "$ex"
+  done
+}
+
+case ${1:-} in
+  deps) deps ;;
+  build) deps; build ;;
+  test) test_all ;;
+  demo) demo ;;
+  bench) deps; build; exec sh bench/run.sh ;;
+  *) sed -n '2,8p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Builds select.so for one Lua interpreter and copies it to OUTDIR/select.so.
+# Usage: scripts/build-so.sh LUA_INTERPRETER OUTDIR [cargo profile: release|dev]
+# The mlua feature is picked by asking the interpreter which Lua it is, so the
+# same command serves luarocks (which passes $(LUA)) and the test scripts.
+set -eu
+lua=$1
+out=$2
+profile=${3:-release}
+feature=$("$lua" -e 'if jit then print("luajit") else print((_VERSION:gsub("Lua (%d)%.(%d)", "lua%1%2"))) end')
+case $feature in
+  lua51|lua52|lua53|lua54|luajit) ;;
+  *) echo "build-so.sh: unsupported interpreter $lua ($feature)" >&2; exit 1 ;;
+esac
+here=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$here/target}/$feature
+if [ "$profile" = release ]; then flag=--release; else flag=; fi
+cargo build --quiet --manifest-path "$here/Cargo.toml" --lib $flag \
+  --no-default-features --features "$feature" --target-dir "$target"
+mkdir -p "$out"
+cp "$target/$( [ "$profile" = release ] && echo release || echo debug )/libselect.so" "$out/select.so"

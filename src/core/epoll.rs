@@ -1,0 +1,173 @@
+//! An epoll instance that owns its descriptor (close-on-exec, closed on drop)
+//! and reuses one event buffer across waits.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::deadline::{retry_eintr, Deadline};
+use super::error::{cvt, OsResult};
+
+/// Initial size of the event buffer; it grows with the registrations.
+const MIN_EVENTS: usize = 16;
+
+pub struct Epoll {
+    fd: OwnedFd,
+    events: Vec<libc::epoll_event>,
+    /// Registrations made through this object: sizes the buffer so that one
+    /// wait can return every ready event ("maxevents -1: no limit").
+    registered: usize,
+    /// How many events the last wait returned.
+    ready: usize,
+}
+
+impl Epoll {
+    /// A new epoll instance; `cloexec` is forced on, as in Python.
+    pub fn new() -> OsResult<Epoll> {
+        // SAFETY: epoll_create1 takes only flags and returns a new fd or -1.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: fd was just created and is owned by nothing else.
+        Ok(Epoll::wrap(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Takes ownership of an existing epoll descriptor, as Python's `fromfd`
+    /// does: closing the object closes `fd`. EBADF if `fd` is not open.
+    pub fn from_fd(fd: RawFd) -> OsResult<Epoll> {
+        // SAFETY: F_GETFD only reads the flags of fd, failing with EBADF if it
+        // is not open.
+        cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+        // SAFETY: fd is open, and the caller hands its ownership over (the
+        // documented contract of fromfd).
+        Ok(Epoll::wrap(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn wrap(fd: OwnedFd) -> Epoll {
+        Epoll {
+            fd,
+            events: Vec::new(),
+            registered: 0,
+            ready: 0,
+        }
+    }
+
+    pub fn fileno(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32) -> OsResult<()> {
+        let mut ev = libc::epoll_event {
+            events,
+            u64: fd as u32 as u64,
+        };
+        // SAFETY: ev is a valid epoll_event; the kernel reads it (and ignores it
+        // for EPOLL_CTL_DEL); bad fds are reported through errno.
+        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
+    }
+
+    /// EPOLL_CTL_ADD: EEXIST if `fd` is already registered.
+    pub fn register(&mut self, fd: RawFd, events: u32) -> OsResult<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events)?;
+        self.registered += 1;
+        Ok(())
+    }
+
+    /// EPOLL_CTL_MOD: ENOENT if `fd` is not registered.
+    pub fn modify(&mut self, fd: RawFd, events: u32) -> OsResult<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, events)
+    }
+
+    /// EPOLL_CTL_DEL: ENOENT if `fd` is not registered.
+    pub fn unregister(&mut self, fd: RawFd) -> OsResult<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0)?;
+        self.registered = self.registered.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Waits for events, up to `maxevents` (`None`: every ready event), and
+    /// returns how many arrived; `ready` lists them.
+    pub fn wait(&mut self, deadline: Deadline, maxevents: Option<usize>) -> OsResult<usize> {
+        self.ready = 0;
+        let cap = match maxevents {
+            Some(n) => n.clamp(1, libc::c_int::MAX as usize),
+            None => self.registered.max(MIN_EVENTS),
+        };
+        if self.events.len() < cap {
+            self.events
+                .resize(cap, libc::epoll_event { events: 0, u64: 0 });
+        }
+        let buf = &mut self.events[..cap];
+        let epfd = self.fd.as_raw_fd();
+        let n = retry_eintr(|| {
+            // SAFETY: buf holds buf.len() writable epoll_event slots, and that
+            // length fits in c_int (cap is clamped above or counts our fds).
+            let rc = unsafe {
+                libc::epoll_wait(
+                    epfd,
+                    buf.as_mut_ptr(),
+                    buf.len() as libc::c_int,
+                    deadline.remaining_ms(),
+                )
+            };
+            cvt(rc)
+        })? as usize;
+        self.ready = n;
+        Ok(n)
+    }
+
+    /// The `(fd, events)` pairs of the last `wait`.
+    pub fn ready(&self) -> impl ExactSizeIterator<Item = (RawFd, u32)> + '_ {
+        self.events[..self.ready].iter().map(|e| {
+            let ev = *e;
+            (ev.u64 as u32 as RawFd, ev.events)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::error::OsError;
+    use crate::core::testutil::{pipe, write_all};
+
+    const IN: u32 = libc::EPOLLIN as u32;
+
+    #[test]
+    fn register_twice_is_eexist_and_missing_is_enoent() {
+        let (r, _w) = pipe();
+        let mut ep = Epoll::new().unwrap();
+        ep.register(r.as_raw_fd(), IN).unwrap();
+        assert_eq!(ep.register(r.as_raw_fd(), IN), Err(OsError(libc::EEXIST)));
+        ep.unregister(r.as_raw_fd()).unwrap();
+        assert_eq!(ep.unregister(r.as_raw_fd()), Err(OsError(libc::ENOENT)));
+        assert_eq!(ep.modify(r.as_raw_fd(), IN), Err(OsError(libc::ENOENT)));
+    }
+
+    #[test]
+    fn reports_ready_fds() {
+        let (r, w) = pipe();
+        let mut ep = Epoll::new().unwrap();
+        ep.register(r.as_raw_fd(), IN).unwrap();
+        assert_eq!(ep.wait(Deadline::Immediate, None), Ok(0));
+        write_all(&w, b"hi");
+        assert_eq!(ep.wait(Deadline::Immediate, None), Ok(1));
+        assert_eq!(ep.ready().collect::<Vec<_>>(), vec![(r.as_raw_fd(), IN)]);
+    }
+
+    #[test]
+    fn all_ready_events_come_back_without_a_limit() {
+        let pipes: Vec<_> = (0..100).map(|_| pipe()).collect();
+        let mut ep = Epoll::new().unwrap();
+        for (r, w) in &pipes {
+            ep.register(r.as_raw_fd(), IN).unwrap();
+            write_all(w, b"x");
+        }
+        assert_eq!(ep.wait(Deadline::Immediate, None), Ok(100));
+        assert_eq!(ep.wait(Deadline::Immediate, Some(7)), Ok(7));
+    }
+
+    #[test]
+    fn descriptor_is_cloexec() {
+        let ep = Epoll::new().unwrap();
+        // SAFETY: F_GETFD only reads the flags of an open fd.
+        let flags = unsafe { libc::fcntl(ep.fileno(), libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+    }
+}

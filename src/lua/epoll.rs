@@ -1,0 +1,183 @@
+//! `select.epoll([sizehint [, flags]])` and `select.epoll.fromfd(fd)`.
+
+use std::os::fd::RawFd;
+
+use super::args::{int_arg, ok_or_os, os_error};
+use super::class::{close_object, gc_object, push_object, this, tostring, ClassSpec, OPEN_MT};
+use super::fdarg::fd_arg;
+use super::poll::push_pairs;
+use super::stack::{arg_error, cfn, upvalue, Lua, Ret};
+use super::timeout;
+use crate::core::epoll::Epoll;
+
+pub struct EpollObject {
+    ep: Epoll,
+    /// See `PollObject::scratch`.
+    scratch: Vec<(RawFd, u32)>,
+}
+
+pub static CLASS: ClassSpec = ClassSpec {
+    name: c"select.epoll",
+    what: "epoll",
+    methods: &[
+        (c"register", cfn(register)),
+        (c"modify", cfn(modify)),
+        (c"unregister", cfn(unregister)),
+        (c"poll", cfn(poll)),
+        (c"close", cfn(close)),
+        (c"fileno", cfn(fileno)),
+    ],
+    meta: &[
+        (c"__gc", cfn(gc)),
+        (c"__tostring", cfn(to_string)),
+        #[cfg(feature = "lua54")]
+        (c"__close", cfn(close)),
+    ],
+    closable: true,
+};
+
+const DEFAULT_MASK: i64 = (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLOUT) as i64;
+
+fn wrap(lua: &mut Lua, ep: Epoll) -> Ret {
+    push_object(
+        lua,
+        EpollObject {
+            ep,
+            scratch: Vec::new(),
+        },
+    );
+    Ok(1)
+}
+
+/// `select.epoll(sizehint, flags)`; called through the `select.epoll` table's
+/// `__call`, so the arguments start at stack slot 2.
+pub fn new(lua: &mut Lua) -> Ret {
+    let sizehint = int_arg(
+        lua,
+        2,
+        "epoll",
+        1,
+        i32::MIN as i64,
+        i32::MAX as i64,
+        Some(-1),
+    )?;
+    if sizehint == 0 || sizehint < -1 {
+        return arg_error("epoll", 1, "negative sizehint");
+    }
+    let flags = int_arg(
+        lua,
+        3,
+        "epoll",
+        2,
+        i32::MIN as i64,
+        i32::MAX as i64,
+        Some(0),
+    )?;
+    if flags != 0 && flags != libc::EPOLL_CLOEXEC as i64 {
+        return os_error(lua, crate::core::error::OsError(libc::EINVAL));
+    }
+    match Epoll::new() {
+        Ok(ep) => wrap(lua, ep),
+        Err(e) => os_error(lua, e),
+    }
+}
+
+/// `select.epoll.fromfd(fd)`: takes ownership of an epoll descriptor.
+pub fn fromfd(lua: &mut Lua) -> Ret {
+    let fd = fd_arg(lua, 1, "fromfd", 1)?;
+    match Epoll::from_fd(fd) {
+        Ok(ep) => wrap(lua, ep),
+        Err(e) => os_error(lua, e),
+    }
+}
+
+fn mask(lua: &Lua, func: &str, default: Option<i64>) -> Result<u32, super::stack::Error> {
+    Ok(int_arg(lua, 3, func, 2, 0, u32::MAX as i64, default)? as u32)
+}
+
+fn register(lua: &mut Lua) -> Ret {
+    let fd = fd_arg(lua, 2, "register", 1)?;
+    let events = mask(lua, "register", Some(DEFAULT_MASK))?;
+    let r = this::<EpollObject>(lua, &CLASS, "register")?
+        .ep
+        .register(fd, events);
+    ok_or_os(lua, r)
+}
+
+fn modify(lua: &mut Lua) -> Ret {
+    let fd = fd_arg(lua, 2, "modify", 1)?;
+    let events = mask(lua, "modify", None)?;
+    let r = this::<EpollObject>(lua, &CLASS, "modify")?
+        .ep
+        .modify(fd, events);
+    ok_or_os(lua, r)
+}
+
+fn unregister(lua: &mut Lua) -> Ret {
+    let fd = fd_arg(lua, 2, "unregister", 1)?;
+    let r = this::<EpollObject>(lua, &CLASS, "unregister")?
+        .ep
+        .unregister(fd);
+    ok_or_os(lua, r)
+}
+
+fn poll(lua: &mut Lua) -> Ret {
+    let deadline = timeout::seconds_as_ms(lua, 2, "poll", 1)?;
+    let maxevents = int_arg(
+        lua,
+        3,
+        "poll",
+        2,
+        i32::MIN as i64,
+        i32::MAX as i64,
+        Some(-1),
+    )?;
+    let maxevents = match maxevents {
+        -1 => None,
+        n if n > 0 => Some(n as usize),
+        n => {
+            return arg_error(
+                "poll",
+                2,
+                format!("maxevents must be greater than 0, got {n}"),
+            )
+        }
+    };
+    let obj = this::<EpollObject>(lua, &CLASS, "poll")?;
+    if let Err(e) = obj.ep.wait(deadline, maxevents) {
+        return os_error(lua, e);
+    }
+    let mut ready = std::mem::take(&mut obj.scratch);
+    ready.clear();
+    ready.extend(obj.ep.ready());
+    push_pairs(
+        lua,
+        ready.iter().map(|&(fd, ev)| (fd as i64, ev as i64)),
+        ready.len(),
+    );
+    if let Some(Some(obj)) = lua.userdata::<EpollObject>(1, upvalue(OPEN_MT)) {
+        obj.scratch = ready;
+    }
+    Ok(1)
+}
+
+fn close(lua: &mut Lua) -> Ret {
+    close_object::<EpollObject>(lua);
+    Ok(0)
+}
+
+fn fileno(lua: &mut Lua) -> Ret {
+    let fd = this::<EpollObject>(lua, &CLASS, "fileno")?.ep.fileno();
+    lua.push_int(fd as i64);
+    Ok(1)
+}
+
+fn gc(lua: &mut Lua) -> Ret {
+    gc_object::<EpollObject>(lua);
+    Ok(0)
+}
+
+fn to_string(lua: &mut Lua) -> Ret {
+    tostring(lua, &CLASS);
+    Ok(1)
+}

@@ -1,0 +1,84 @@
+//! File-descriptor arguments: integers, Lua file handles, and objects with a
+//! `getfd()` (luasocket) or `fileno()` method.
+
+use std::ffi::c_int;
+use std::os::fd::RawFd;
+
+use super::stack::{arg_error, fd_method, Error, Kind, Lua, Num};
+
+/// Why a value is not a descriptor, worded for the `(...)` of a bad-argument
+/// message.
+pub enum NotFd {
+    Bad(String),
+    /// The object's `getfd`/`fileno` raised: its error value is on the stack.
+    Raised,
+}
+
+/// Reads the descriptor at stack index `i`.
+pub fn to_fd(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
+    match lua.kind(i) {
+        Kind::Number => from_number(lua.number(i)),
+        Kind::Userdata | Kind::Table => {
+            if let Some(fd) = lua.file_handle_fd(i) {
+                return fd
+                    .ok_or_else(|| NotFd::Bad("file descriptor expected, got closed file".into()));
+            }
+            from_method(lua, i)
+        }
+        _ => Err(NotFd::Bad(format!(
+            "file descriptor expected, got {}",
+            lua.type_name(i)
+        ))),
+    }
+}
+
+/// The descriptor argument `arg` of function `func` at stack index `i`.
+pub fn fd_arg(lua: &mut Lua, i: c_int, func: &str, arg: c_int) -> Result<RawFd, Error> {
+    to_fd(lua, i).or_else(|e| match e {
+        NotFd::Bad(msg) => arg_error(func, arg, msg),
+        NotFd::Raised => Err(Error::Rethrow),
+    })
+}
+
+fn from_number(n: Option<Num>) -> Result<RawFd, NotFd> {
+    let n = n.expect("checked to be a number");
+    match n.exact_int() {
+        None => Err(NotFd::Bad(format!(
+            "file descriptor expected, got non-integer number {}",
+            n.as_f64()
+        ))),
+        Some(i) if i < 0 => Err(NotFd::Bad(format!(
+            "file descriptor cannot be a negative integer ({i})"
+        ))),
+        Some(i) if i > RawFd::MAX as i64 => Err(NotFd::Bad(format!(
+            "file descriptor is greater than maximum ({i})"
+        ))),
+        Some(i) => Ok(i as RawFd),
+    }
+}
+
+/// Calls `obj:getfd()` or `obj:fileno()` under `pcall`: user code may raise.
+fn from_method(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
+    let i = lua.abs(i);
+    let kind = lua.type_name(i);
+    if !lua.check_stack(3) {
+        return Err(NotFd::Bad("stack overflow".into()));
+    }
+    lua.push_cfn(fd_method, 0);
+    lua.push_value(i);
+    if !lua.pcall(1, 1) {
+        return Err(NotFd::Raised);
+    }
+    let result = match lua.kind(-1) {
+        Kind::Nil => Err(NotFd::Bad(format!(
+            "file descriptor expected, got {kind} without getfd or fileno method"
+        ))),
+        Kind::Number => from_number(lua.number(-1)),
+        _ => Err(NotFd::Bad(format!(
+            "file descriptor expected, getfd/fileno returned {}",
+            lua.type_name(-1)
+        ))),
+    };
+    lua.pop(1);
+    result
+}

@@ -1,0 +1,144 @@
+//! `select.poll()`: the poll object.
+
+use std::ffi::c_int;
+use std::os::fd::RawFd;
+
+use super::args::{int_arg, ok_or_os, os_error};
+use super::class::{gc_object, push_object, this, tostring, ClassSpec, OPEN_MT};
+use super::fdarg::fd_arg;
+use super::stack::{arg_error, cfn, upvalue, Lua, Ret};
+use super::timeout;
+use crate::core::error::OsError;
+use crate::core::pollset::PollSet;
+
+pub struct PollObject {
+    set: PollSet,
+    /// Ready pairs copied out of the set before results are built, so that
+    /// no borrow of the object is held while Lua allocates (and may run
+    /// finalizers that touch the object).
+    scratch: Vec<(RawFd, u16)>,
+}
+
+pub static CLASS: ClassSpec = ClassSpec {
+    name: c"select.poll",
+    what: "poll",
+    methods: &[
+        (c"register", cfn(register)),
+        (c"modify", cfn(modify)),
+        (c"unregister", cfn(unregister)),
+        (c"poll", cfn(poll)),
+    ],
+    meta: &[(c"__gc", cfn(gc)), (c"__tostring", cfn(to_string))],
+    closable: false,
+};
+
+const DEFAULT_MASK: i64 = (libc::POLLIN | libc::POLLPRI | libc::POLLOUT) as i64;
+
+/// `select.poll()`.
+pub fn new(lua: &mut Lua) -> Ret {
+    push_object(
+        lua,
+        PollObject {
+            set: PollSet::new(),
+            scratch: Vec::new(),
+        },
+    );
+    Ok(1)
+}
+
+fn mask(lua: &Lua, i: c_int, func: &str, default: Option<i64>) -> Result<u16, super::stack::Error> {
+    if lua
+        .number(i)
+        .and_then(|n| n.exact_int())
+        .is_some_and(|m| !(0..=0xffff).contains(&m))
+    {
+        let m = lua.number(i).and_then(|n| n.exact_int()).unwrap_or(0);
+        return arg_error(func, 2, format!("event mask must be in 0..65535, got {m}"));
+    }
+    Ok(int_arg(lua, i, func, 2, 0, 0xffff, default)? as u16)
+}
+
+fn register(lua: &mut Lua) -> Ret {
+    let fd = fd_arg(lua, 2, "register", 1)?;
+    let events = mask(lua, 3, "register", Some(DEFAULT_MASK))?;
+    this::<PollObject>(lua, &CLASS, "register")?
+        .set
+        .register(fd, events);
+    lua.push_bool(true);
+    Ok(1)
+}
+
+fn modify(lua: &mut Lua) -> Ret {
+    let fd = fd_arg(lua, 2, "modify", 1)?;
+    let events = mask(lua, 3, "modify", None)?;
+    let found = this::<PollObject>(lua, &CLASS, "modify")?
+        .set
+        .modify(fd, events);
+    ok_or_os(
+        lua,
+        if found {
+            Ok(())
+        } else {
+            Err(OsError(libc::ENOENT))
+        },
+    )
+}
+
+fn unregister(lua: &mut Lua) -> Ret {
+    let fd = fd_arg(lua, 2, "unregister", 1)?;
+    if !this::<PollObject>(lua, &CLASS, "unregister")?
+        .set
+        .unregister(fd)
+    {
+        return arg_error(
+            "unregister",
+            1,
+            format!("file descriptor {fd} is not registered"),
+        );
+    }
+    lua.push_bool(true);
+    Ok(1)
+}
+
+fn poll(lua: &mut Lua) -> Ret {
+    let deadline = timeout::millis(lua, 2, "poll", 1)?;
+    let obj = this::<PollObject>(lua, &CLASS, "poll")?;
+    if let Err(e) = obj.set.poll(deadline) {
+        return os_error(lua, e);
+    }
+    let mut ready = std::mem::take(&mut obj.scratch);
+    ready.clear();
+    ready.extend(obj.set.ready());
+    push_pairs(
+        lua,
+        ready.iter().map(|&(fd, ev)| (fd as i64, ev as i64)),
+        ready.len(),
+    );
+    if let Some(Some(obj)) = lua.userdata::<PollObject>(1, upvalue(OPEN_MT)) {
+        obj.scratch = ready;
+    }
+    Ok(1)
+}
+
+/// Pushes an array of `{a, b}` pairs, every table made at its final size.
+pub fn push_pairs(lua: &mut Lua, pairs: impl Iterator<Item = (i64, i64)>, n: usize) {
+    lua.new_table(n, 0);
+    for (k, (a, b)) in pairs.enumerate() {
+        lua.new_table(2, 0);
+        lua.push_int(a);
+        lua.raw_seti(-2, 1);
+        lua.push_int(b);
+        lua.raw_seti(-2, 2);
+        lua.raw_seti(-2, k as i64 + 1);
+    }
+}
+
+fn gc(lua: &mut Lua) -> Ret {
+    gc_object::<PollObject>(lua);
+    Ok(0)
+}
+
+fn to_string(lua: &mut Lua) -> Ret {
+    tostring(lua, &CLASS);
+    Ok(1)
+}

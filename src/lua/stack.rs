@@ -1,0 +1,519 @@
+//! The binding's one window onto the Lua C API.
+//!
+//! Every `unsafe` block of the binding lives in this file. The rest of
+//! `src/lua/` sees a safe `Lua` handle, valid for the duration of one call from
+//! Lua into a C function, and C functions made from plain Rust functions with
+//! [`cfn`]. Errors are raised as plain Lua strings, the way Lua's own C libraries
+//! raise them; the raise happens in [`call`] after every Rust value of the call
+//! has been dropped, so no destructor is ever skipped by the longjmp (or, on
+//! LuaJIT, the foreign unwind) that `lua_error` performs.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use mlua::ffi;
+
+/// What a Lua-callable Rust function returns: how many results it pushed, or
+/// the error to raise.
+pub type Ret = Result<c_int, Error>;
+
+/// An error to raise in Lua.
+#[derive(Debug)]
+pub enum Error {
+    /// A plain message, e.g. `I/O operation on closed epoll object`.
+    Msg(String),
+    /// The error value is already on top of the stack (from a failed `pcall`):
+    /// raise it again unchanged.
+    Rethrow,
+}
+
+/// `bad argument #n to 'func' (msg)`, worded as `luaL_argerror` words it. The
+/// binding names the function itself, so the message is the same in every Lua
+/// version and whether a method is called with `:` or `.` (self is not counted).
+pub fn arg_error<T>(func: &str, arg: c_int, msg: impl std::fmt::Display) -> Result<T, Error> {
+    Err(Error::Msg(format!(
+        "bad argument #{arg} to '{func}' ({msg})"
+    )))
+}
+
+pub fn msg_error<T>(msg: impl Into<String>) -> Result<T, Error> {
+    Err(Error::Msg(msg.into()))
+}
+
+/// The type of a stack slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    None,
+    Nil,
+    Boolean,
+    LightUserdata,
+    Number,
+    String,
+    Table,
+    Function,
+    Userdata,
+    Thread,
+}
+
+/// A number as Lua holds it: 5.3+ integers stay integers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+impl Num {
+    /// The integer value, if the number has one exactly (`3.0` does, `3.5` not).
+    pub fn exact_int(self) -> Option<i64> {
+        match self {
+            Num::Int(i) => Some(i),
+            Num::Float(f)
+                if f.fract() == 0.0
+                    && f >= -9.223_372_036_854_776e18
+                    && f < 9.223_372_036_854_776e18 =>
+            {
+                Some(f as i64)
+            }
+            Num::Float(_) => None,
+        }
+    }
+
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+}
+
+/// The Lua state during one call of a C function. Only [`call`] makes one, so
+/// the pointer is always a live state with the call's arguments on its stack.
+pub struct Lua {
+    l: *mut ffi::lua_State,
+    _not_send: PhantomData<*mut ()>,
+}
+
+/// Index of upvalue `n` of the running C function.
+pub fn upvalue(n: c_int) -> c_int {
+    ffi::lua_upvalueindex(n)
+}
+
+/// The registry pseudo-index.
+pub const REGISTRY: c_int = ffi::LUA_REGISTRYINDEX;
+
+impl Lua {
+    /// Number of values on the stack (the arguments, at the start of a call).
+    pub fn top(&self) -> c_int {
+        // SAFETY: self.l is a live state (see the type's invariant).
+        unsafe { ffi::lua_gettop(self.l) }
+    }
+
+    pub fn set_top(&mut self, n: c_int) {
+        // SAFETY: callers only shrink the stack or fill it with nils.
+        unsafe { ffi::lua_settop(self.l, n) }
+    }
+
+    pub fn pop(&mut self, n: c_int) {
+        self.set_top(-n - 1)
+    }
+
+    /// Makes sure `n` more slots can be pushed; false if Lua cannot grow the stack.
+    pub fn check_stack(&mut self, n: c_int) -> bool {
+        // SAFETY: lua_checkstack never raises; it reports failure by returning 0.
+        unsafe { ffi::lua_checkstack(self.l, n) != 0 }
+    }
+
+    pub fn abs(&self, i: c_int) -> c_int {
+        // SAFETY: lua_absindex only computes an index.
+        unsafe { ffi::lua_absindex(self.l, i) }
+    }
+
+    pub fn kind(&self, i: c_int) -> Kind {
+        // SAFETY: lua_type accepts any index, returning LUA_TNONE when invalid.
+        match unsafe { ffi::lua_type(self.l, i) } {
+            ffi::LUA_TNIL => Kind::Nil,
+            ffi::LUA_TBOOLEAN => Kind::Boolean,
+            ffi::LUA_TLIGHTUSERDATA => Kind::LightUserdata,
+            ffi::LUA_TNUMBER => Kind::Number,
+            ffi::LUA_TSTRING => Kind::String,
+            ffi::LUA_TTABLE => Kind::Table,
+            ffi::LUA_TFUNCTION => Kind::Function,
+            ffi::LUA_TUSERDATA => Kind::Userdata,
+            ffi::LUA_TTHREAD => Kind::Thread,
+            _ => Kind::None,
+        }
+    }
+
+    pub fn is_none_or_nil(&self, i: c_int) -> bool {
+        matches!(self.kind(i), Kind::None | Kind::Nil)
+    }
+
+    /// The name Lua's own messages use for the value's type ("no value" when
+    /// the argument is absent).
+    pub fn type_name(&self, i: c_int) -> &'static str {
+        match self.kind(i) {
+            Kind::None => "no value",
+            Kind::Nil => "nil",
+            Kind::Boolean => "boolean",
+            Kind::LightUserdata | Kind::Userdata => "userdata",
+            Kind::Number => "number",
+            Kind::String => "string",
+            Kind::Table => "table",
+            Kind::Function => "function",
+            Kind::Thread => "thread",
+        }
+    }
+
+    /// The number at `i`, if it is a number (strings are not converted).
+    pub fn number(&self, i: c_int) -> Option<Num> {
+        if self.kind(i) != Kind::Number {
+            return None;
+        }
+        #[cfg(any(feature = "lua53", feature = "lua54"))]
+        {
+            // SAFETY: the slot holds a number; lua_isinteger only inspects it.
+            if unsafe { ffi::lua_isinteger(self.l, i) } != 0 {
+                // SAFETY: the slot holds an integer, read without conversion.
+                return Some(Num::Int(unsafe { ffi::lua_tointeger(self.l, i) } as i64));
+            }
+        }
+        // SAFETY: the slot holds a number; lua_tonumber reads it.
+        Some(Num::Float(unsafe { ffi::lua_tonumber(self.l, i) }))
+    }
+
+    pub fn boolean(&self, i: c_int) -> bool {
+        // SAFETY: lua_toboolean accepts any index.
+        unsafe { ffi::lua_toboolean(self.l, i) != 0 }
+    }
+
+    /// The bytes of the string at `i` (numbers are not converted).
+    pub fn bytes(&self, i: c_int) -> Option<&[u8]> {
+        if self.kind(i) != Kind::String {
+            return None;
+        }
+        let mut len = 0usize;
+        // SAFETY: the slot holds a string, so lua_tolstring returns its bytes
+        // without converting anything; they live while the value is on the stack,
+        // which outlasts the borrow of self.
+        unsafe {
+            let p = ffi::lua_tolstring(self.l, i, &mut len);
+            Some(std::slice::from_raw_parts(p.cast::<u8>(), len))
+        }
+    }
+
+    pub fn push_nil(&mut self) {
+        // SAFETY: every push below relies on the LUA_MINSTACK (20) free slots a
+        // C function starts with, or on check_stack done by the caller.
+        unsafe { ffi::lua_pushnil(self.l) }
+    }
+
+    pub fn push_bool(&mut self, b: bool) {
+        // SAFETY: see push_nil.
+        unsafe { ffi::lua_pushboolean(self.l, b as c_int) }
+    }
+
+    pub fn push_int(&mut self, n: i64) {
+        // SAFETY: see push_nil. On 5.1/LuaJIT the integer becomes a double.
+        unsafe { ffi::lua_pushinteger(self.l, n as ffi::lua_Integer) }
+    }
+
+    pub fn push_num(&mut self, n: f64) {
+        // SAFETY: see push_nil.
+        unsafe { ffi::lua_pushnumber(self.l, n) }
+    }
+
+    pub fn push_str(&mut self, s: &str) {
+        // SAFETY: see push_nil; Lua copies the bytes.
+        unsafe {
+            ffi::lua_pushlstring(self.l, s.as_ptr().cast(), s.len());
+        }
+    }
+
+    pub fn push_value(&mut self, i: c_int) {
+        // SAFETY: see push_nil; an invalid index pushes nil.
+        unsafe { ffi::lua_pushvalue(self.l, i) }
+    }
+
+    /// Pushes a C function with the top `nup` values as its upvalues.
+    pub fn push_cfn(&mut self, f: ffi::lua_CFunction, nup: c_int) {
+        // SAFETY: the caller pushed nup values for the closure to take.
+        unsafe { ffi::lua_pushcclosure(self.l, f, nup) }
+    }
+
+    /// Pushes a new table with room for `narr` array and `nrec` hash entries.
+    pub fn new_table(&mut self, narr: usize, nrec: usize) {
+        let narr = narr.min(c_int::MAX as usize) as c_int;
+        let nrec = nrec.min(c_int::MAX as usize) as c_int;
+        // SAFETY: see push_nil.
+        unsafe { ffi::lua_createtable(self.l, narr, nrec) }
+    }
+
+    /// Pushes `t[n]` without metamethods and returns its kind.
+    pub fn raw_geti(&mut self, t: c_int, n: i64) -> Kind {
+        // SAFETY: callers pass the index of a table.
+        unsafe { ffi::lua_rawgeti(self.l, t, n as ffi::lua_Integer) };
+        self.kind(-1)
+    }
+
+    /// Pops a value and stores it as `t[n]` without metamethods.
+    pub fn raw_seti(&mut self, t: c_int, n: i64) {
+        // SAFETY: callers pass the index of a table and pushed the value.
+        unsafe { ffi::lua_rawseti(self.l, t, n as ffi::lua_Integer) }
+    }
+
+    /// Pushes `t[key]` without metamethods and returns its kind.
+    pub fn raw_get_field(&mut self, t: c_int, key: &CStr) -> Kind {
+        let t = self.abs(t);
+        // SAFETY: t is a table index; key is NUL-terminated.
+        unsafe {
+            ffi::lua_pushstring(self.l, key.as_ptr());
+            ffi::lua_rawget(self.l, t);
+        }
+        self.kind(-1)
+    }
+
+    /// Pops a value and stores it as `t[key]` without metamethods.
+    pub fn raw_set_field(&mut self, t: c_int, key: &CStr) {
+        let t = self.abs(t);
+        // SAFETY: t is a table index and the value to store is on top.
+        unsafe {
+            ffi::lua_pushstring(self.l, key.as_ptr());
+            ffi::lua_insert(self.l, -2);
+            ffi::lua_rawset(self.l, t);
+        }
+    }
+
+    /// Pops a key and pushes `t[key]` without metamethods.
+    pub fn raw_get(&mut self, t: c_int) -> Kind {
+        // SAFETY: t is a table index and a key is on top.
+        unsafe { ffi::lua_rawget(self.l, t) };
+        self.kind(-1)
+    }
+
+    /// Pops a key and a value (pushed in that order) and sets `t[key] = value`.
+    pub fn raw_set(&mut self, t: c_int) {
+        // SAFETY: t is a table index and key, value are on top.
+        unsafe { ffi::lua_rawset(self.l, t) }
+    }
+
+    /// `#t` without metamethods.
+    pub fn raw_len(&self, t: c_int) -> usize {
+        // SAFETY: lua_rawlen accepts any index and never raises.
+        unsafe { ffi::lua_rawlen(self.l, t) }
+    }
+
+    pub fn raw_equal(&self, a: c_int, b: c_int) -> bool {
+        // SAFETY: lua_rawequal accepts any indices and never raises.
+        unsafe { ffi::lua_rawequal(self.l, a, b) != 0 }
+    }
+
+    /// Pushes the metatable of the value at `i`; false (nothing pushed) if none.
+    pub fn get_metatable(&mut self, i: c_int) -> bool {
+        // SAFETY: lua_getmetatable accepts any index and never raises.
+        unsafe { ffi::lua_getmetatable(self.l, i) != 0 }
+    }
+
+    /// Pops a table and sets it as the metatable of the value at `i`.
+    pub fn set_metatable(&mut self, i: c_int) {
+        // SAFETY: callers pushed a table; setting a metatable never raises.
+        unsafe {
+            ffi::lua_setmetatable(self.l, i);
+        }
+    }
+
+    /// Whether the value at `i` is a userdata whose metatable is the value at `mt`.
+    pub fn has_metatable(&mut self, i: c_int, mt: c_int) -> bool {
+        let mt = self.abs(mt);
+        if !self.get_metatable(i) {
+            return false;
+        }
+        let same = self.raw_equal(-1, mt);
+        self.pop(1);
+        same
+    }
+
+    /// Pushes the uservalue (a table, or nil) of the userdata at `i`.
+    pub fn get_uservalue(&mut self, i: c_int) -> Kind {
+        // SAFETY: callers pass a full userdata.
+        unsafe {
+            ffi::lua_getuservalue(self.l, i);
+        }
+        self.kind(-1)
+    }
+
+    /// Pops a table and makes it the uservalue of the userdata at `i`.
+    pub fn set_uservalue(&mut self, i: c_int) {
+        // SAFETY: callers pass a full userdata and pushed a table (the only
+        // kind 5.1 and 5.2 accept).
+        unsafe {
+            ffi::lua_setuservalue(self.l, i);
+        }
+    }
+
+    /// The address of a value, for `tostring` (`0x...`).
+    pub fn pointer(&self, i: c_int) -> usize {
+        // SAFETY: lua_topointer accepts any index.
+        unsafe { ffi::lua_topointer(self.l, i) as usize }
+    }
+
+    /// Calls the function below `nargs` arguments in protected mode. On error the
+    /// error value is left on top and `false` returned (raise it with
+    /// `Error::Rethrow`).
+    pub fn pcall(&mut self, nargs: c_int, nresults: c_int) -> bool {
+        // SAFETY: the caller pushed a function and nargs arguments; lua_pcall
+        // catches every error the call raises.
+        unsafe { ffi::lua_pcall(self.l, nargs, nresults, 0) == 0 }
+    }
+
+    /// Pushes a new full userdata holding `value` and returns the index of it.
+    /// The slot is an `Option<T>`: `None` once the object is closed or collected.
+    pub fn push_userdata<T>(&mut self, value: T) -> &mut Option<T> {
+        const { assert!(std::mem::align_of::<Option<T>>() <= 8) };
+        // SAFETY: Lua returns a block of the requested size aligned for any
+        // standard C type (8 bytes here, checked above); we initialise it at once.
+        unsafe {
+            #[cfg(feature = "lua54")]
+            let p = ffi::lua_newuserdatauv(self.l, std::mem::size_of::<Option<T>>(), 1);
+            #[cfg(not(feature = "lua54"))]
+            let p = ffi::lua_newuserdata(self.l, std::mem::size_of::<Option<T>>());
+            let slot = p.cast::<Option<T>>();
+            slot.write(Some(value));
+            &mut *slot
+        }
+    }
+
+    /// The slot of the userdata at `i` if its metatable is the value at `mt`.
+    /// The caller must not hold two slots of one object at once.
+    pub fn userdata<T>(&mut self, i: c_int, mt: c_int) -> Option<&mut Option<T>> {
+        if self.kind(i) != Kind::Userdata || !self.has_metatable(i, mt) {
+            return None;
+        }
+        // SAFETY: the metatable identifies a block made by push_userdata::<T>
+        // (each Rust type has its own metatable), so it holds an Option<T>.
+        unsafe { Some(&mut *ffi::lua_touserdata(self.l, i).cast::<Option<T>>()) }
+    }
+
+    /// The descriptor behind a Lua file handle (`io.open`, `io.stdin`, ...):
+    /// `None` if the value is not one, `Some(None)` if it is closed.
+    pub fn file_handle_fd(&mut self, i: c_int) -> Option<Option<i32>> {
+        if self.kind(i) != Kind::Userdata {
+            return None;
+        }
+        let i = self.abs(i);
+        // SAFETY: "FILE*" is the registry key of the io library's metatable.
+        unsafe { ffi::lua_getfield(self.l, REGISTRY, c"FILE*".as_ptr()) };
+        let is_file = self.kind(-1) == Kind::Table && self.has_metatable(i, -1);
+        self.pop(1);
+        if !is_file {
+            return None;
+        }
+        // SAFETY: the io library's handles start with the `FILE *`: `FILE **` on
+        // 5.1, `luaL_Stream { FILE *f; lua_CFunction closef; }` on 5.2+ (closed
+        // when closef is NULL), `IOFileUD { FILE *fp; ... }` on LuaJIT (NULL when
+        // closed). fileno only reads the stream's descriptor.
+        unsafe {
+            let block = ffi::lua_touserdata(self.l, i).cast::<*mut c_void>();
+            let stream = *block;
+            #[cfg(any(feature = "lua52", feature = "lua53", feature = "lua54"))]
+            let closed = (*block.add(1)).is_null();
+            #[cfg(not(any(feature = "lua52", feature = "lua53", feature = "lua54")))]
+            let closed = stream.is_null();
+            if closed || stream.is_null() {
+                return Some(None);
+            }
+            let fd = libc::fileno(stream.cast::<libc::FILE>());
+            Some((fd >= 0).then_some(fd))
+        }
+    }
+
+    /// Sets `t[name] = v` on the table at `t` for every entry (module set-up).
+    pub fn set_functions(&mut self, t: c_int, funcs: &[(&CStr, ffi::lua_CFunction)], nup: c_int) {
+        let t = self.abs(t);
+        for (name, f) in funcs {
+            for _ in 0..nup {
+                self.push_value(-nup);
+            }
+            self.push_cfn(*f, nup);
+            self.raw_set_field(t, name);
+        }
+        self.pop(nup);
+    }
+}
+
+/// Runs a Rust function as the body of a Lua C function: the result is
+/// returned, an error raised after every Rust value has been dropped, a panic
+/// turned into a Lua error.
+pub fn call(l: *mut ffi::lua_State, f: impl FnOnce(&mut Lua) -> Ret) -> c_int {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut lua = Lua {
+            l,
+            _not_send: PhantomData,
+        };
+        f(&mut lua)
+    }));
+    match outcome {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => raise(l, e),
+        Err(payload) => {
+            drop(payload);
+            raise(l, Error::Msg("select: internal error (Rust panic)".into()))
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
+    if let Error::Msg(msg) = e {
+        // SAFETY: the message is copied into a Lua string; the Rust String is
+        // dropped right after, before raising.
+        unsafe { ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len()) };
+    }
+    // SAFETY: the error value is on top of the stack (pushed above, or left by
+    // a failed pcall for Rethrow) and no value of this frame owns memory any
+    // more, so the longjmp skips no destructor.
+    unsafe { ffi::lua_error(l) }
+}
+
+/// Makes a Lua C function out of a Rust function item (or a closure that
+/// captures nothing), so the binding never writes `extern` or `unsafe`.
+pub const fn cfn<F: Fn(&mut Lua) -> Ret + Copy + 'static>(_f: F) -> ffi::lua_CFunction {
+    const { assert!(std::mem::size_of::<F>() == 0, "cfn takes a function item") };
+    trampoline::<F>
+}
+
+unsafe extern "C-unwind" fn trampoline<F: Fn(&mut Lua) -> Ret + Copy + 'static>(
+    l: *mut ffi::lua_State,
+) -> c_int {
+    // SAFETY: F is a zero-sized function item (checked in cfn), so a value of it
+    // can be read from any aligned pointer; it has no state to initialise.
+    let f: F = unsafe { std::ptr::NonNull::<F>::dangling().as_ptr().read() };
+    call(l, f)
+}
+
+/// A raw C function for `pcall`: calls `obj:getfd()` or else `obj:fileno()` on
+/// its single argument and returns the result, or nothing when the object has
+/// neither method. Lookups run metamethods and user code that may raise, hence
+/// it only ever runs under `pcall`, and holds no Rust value that needs dropping.
+pub unsafe extern "C-unwind" fn fd_method(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by lua_pcall with one argument; errors unwind to that pcall
+    // and this frame owns nothing.
+    unsafe {
+        for name in [c"getfd", c"fileno"] {
+            ffi::lua_getfield(l, 1, name.as_ptr());
+            if ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION {
+                ffi::lua_pushvalue(l, 1);
+                ffi::lua_call(l, 1, 1);
+                return 1;
+            }
+            ffi::lua_settop(l, 1);
+        }
+        0
+    }
+}
+
+/// Entry point glue: runs the module's opener on the state `luaopen_select` got.
+pub fn open(l: *mut ffi::lua_State, f: fn(&mut Lua) -> Ret) -> c_int {
+    call(l, f)
+}
