@@ -1,6 +1,7 @@
 //! An epoll instance that owns its descriptor (close-on-exec, closed on drop)
 //! and reuses one event buffer across waits.
 
+use std::collections::HashSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::deadline::{retry_eintr, Deadline};
@@ -15,6 +16,9 @@ pub struct Epoll {
     /// Registrations made through this object: sizes the buffer so that one
     /// wait can return every ready event ("maxevents -1: no limit").
     registered: usize,
+    /// The most events one unlimited wait has returned: a queue shared with
+    /// another object (`fromfd`) can hold registrations this one never saw.
+    most_ready: usize,
     /// How many events the last wait returned.
     ready: usize,
 }
@@ -44,6 +48,7 @@ impl Epoll {
             fd,
             events: Vec::new(),
             registered: 0,
+            most_ready: 0,
             ready: 0,
         }
     }
@@ -87,17 +92,35 @@ impl Epoll {
         self.ready = 0;
         let cap = match maxevents {
             Some(n) => n.clamp(1, libc::c_int::MAX as usize),
-            None => self.registered.max(MIN_EVENTS),
+            // One slot more than the registrations we know of: a full buffer
+            // then means registrations made through another object sharing
+            // the queue, and `drain` collects the rest.
+            None => (self.registered.max(self.most_ready) + 1)
+                .clamp(MIN_EVENTS, libc::c_int::MAX as usize),
         };
-        if self.events.len() < cap {
-            self.events
-                .resize(cap, libc::epoll_event { events: 0, u64: 0 });
+        let mut n = self.wait_into(0, cap, deadline)?;
+        if maxevents.is_none() {
+            if n == cap {
+                n = self.drain(n)?;
+            }
+            self.most_ready = self.most_ready.max(n);
         }
-        let buf = &mut self.events[..cap];
+        self.ready = n;
+        Ok(n)
+    }
+
+    /// One `epoll_wait` into `events[start..start + len]` (grown as needed),
+    /// retried after EINTR with the time left.
+    fn wait_into(&mut self, start: usize, len: usize, deadline: Deadline) -> OsResult<usize> {
+        if self.events.len() < start + len {
+            self.events
+                .resize(start + len, libc::epoll_event { events: 0, u64: 0 });
+        }
+        let buf = &mut self.events[start..start + len];
         let epfd = self.fd.as_raw_fd();
-        let n = retry_eintr(|| {
+        retry_eintr(|| {
             // SAFETY: buf holds buf.len() writable epoll_event slots, and that
-            // length fits in c_int (cap is clamped above or counts our fds).
+            // length fits in c_int (callers clamp it to c_int::MAX).
             let rc = unsafe {
                 libc::epoll_wait(
                     epfd,
@@ -107,9 +130,35 @@ impl Epoll {
                 )
             };
             cvt(rc)
-        })? as usize;
-        self.ready = n;
-        Ok(n)
+        })
+        .map(|n| n as usize)
+    }
+
+    /// After an unlimited wait filled its whole buffer, collects the ready
+    /// events that did not fit, without waiting. The kernel puts a reported
+    /// level-triggered descriptor back at the end of its ready list, so the
+    /// first event seen twice means every ready event has been collected.
+    fn drain(&mut self, mut n: usize) -> OsResult<usize> {
+        let mut seen: HashSet<u64> = self.events[..n].iter().map(|e| e.u64).collect();
+        loop {
+            let space = n.min(libc::c_int::MAX as usize - n).max(1);
+            let m = self.wait_into(n, space, Deadline::Immediate)?;
+            let mut kept = n;
+            let mut repeated = false;
+            for j in n..n + m {
+                let ev = self.events[j];
+                if seen.insert(ev.u64) {
+                    self.events[kept] = ev;
+                    kept += 1;
+                } else {
+                    repeated = true;
+                }
+            }
+            n = kept;
+            if repeated || m < space {
+                return Ok(n);
+            }
+        }
     }
 
     /// The `(fd, events)` pairs of the last `wait`.
@@ -161,6 +210,42 @@ mod tests {
         }
         assert_eq!(ep.wait(Deadline::Immediate, None), Ok(100));
         assert_eq!(ep.wait(Deadline::Immediate, Some(7)), Ok(7));
+    }
+
+    #[test]
+    fn every_ready_event_of_a_shared_queue_comes_back() {
+        let pipes: Vec<_> = (0..50).map(|_| pipe()).collect();
+        let mut ep = Epoll::new().unwrap();
+        for (r, w) in &pipes {
+            ep.register(r.as_raw_fd(), IN).unwrap();
+            write_all(w, b"x");
+        }
+        // A second object on the same queue that registered nothing itself.
+        // SAFETY: dup of an open fd; the new fd is owned by `shared` alone.
+        let dup = unsafe { libc::dup(ep.fileno()) };
+        let mut shared = Epoll::from_fd(dup).unwrap();
+        for _ in 0..3 {
+            assert_eq!(shared.wait(Deadline::Immediate, None), Ok(50));
+            let mut fds: Vec<_> = shared.ready().map(|(fd, _)| fd).collect();
+            fds.sort_unstable();
+            fds.dedup();
+            assert_eq!(fds.len(), 50);
+        }
+        assert_eq!(shared.wait(Deadline::Immediate, Some(7)), Ok(7));
+    }
+
+    #[test]
+    fn exactly_as_many_ready_as_registered_needs_one_call() {
+        let pipes: Vec<_> = (0..20).map(|_| pipe()).collect();
+        let mut ep = Epoll::new().unwrap();
+        for (r, w) in &pipes {
+            ep.register(r.as_raw_fd(), IN | libc::EPOLLET as u32)
+                .unwrap();
+            write_all(w, b"x");
+        }
+        assert_eq!(ep.wait(Deadline::Immediate, None), Ok(20));
+        // edge-triggered: reported once
+        assert_eq!(ep.wait(Deadline::Immediate, None), Ok(0));
     }
 
     #[test]

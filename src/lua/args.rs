@@ -30,11 +30,13 @@ pub fn int_arg(
         );
     };
     let Some(v) = n.exact_int() else {
-        return arg_error(
-            func,
-            arg,
-            format!("number has no integer representation ({})", n.as_f64()),
-        );
+        let f = n.as_f64();
+        let why = if f.is_finite() && f.fract() == 0.0 {
+            format!("value out of range: {} is not in {lo}..{hi}", show_num(f))
+        } else {
+            format!("number has no integer representation ({})", show_num(f))
+        };
+        return arg_error(func, arg, why);
     };
     if v < lo || v > hi {
         return arg_error(
@@ -44,6 +46,23 @@ pub fn int_arg(
         );
     }
     Ok(v)
+}
+
+/// A number as an error message shows it: whole numbers as integers, very
+/// large or small ones in exponent form (Rust's `{}` would print the 309
+/// digits of `1e308`), `nan`, `inf` and `-inf` as Lua prints them.
+pub fn show_num(f: f64) -> String {
+    if f.is_nan() {
+        "nan".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "inf" } else { "-inf" }.into()
+    } else if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else if f != 0.0 && !(1e-4..1e15).contains(&f.abs()) {
+        format!("{f:e}")
+    } else {
+        format!("{f}")
+    }
 }
 
 /// Returns `nil, strerror(errno), errno` to Lua.
@@ -68,4 +87,22 @@ pub fn ok_or_os(lua: &mut Lua, r: Result<(), OsError>) -> Ret {
 /// `I/O operation on closed <what> object`, Python's ValueError text.
 pub fn closed_error<T>(what: &str) -> Result<T, Error> {
     Err(Error::Msg(format!("I/O operation on closed {what} object")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::show_num;
+
+    #[test]
+    fn numbers_in_messages_stay_short() {
+        assert_eq!(show_num(3.5), "3.5");
+        assert_eq!(show_num(-1.0), "-1");
+        assert_eq!(show_num(2f64.powi(31)), "2147483648");
+        assert_eq!(show_num(1e308), "1e308");
+        assert_eq!(show_num(2f64.powi(53)), "9.007199254740992e15");
+        assert_eq!(show_num(-2f64.powi(63)), "-9.223372036854776e18");
+        assert_eq!(show_num(1e-7), "1e-7");
+        assert_eq!(show_num(f64::NAN), "nan");
+        assert_eq!(show_num(f64::NEG_INFINITY), "-inf");
+    }
 }

@@ -6,15 +6,16 @@
 //! false/true`, so `ep.closed` and every method lookup stay plain table reads
 //! on the hot path, with no `__index` function call.
 //!
-//! Every function of a type gets two upvalues: the open and the closed
-//! metatable (the same table twice for types that cannot be closed).
+//! Every function of a type gets three upvalues: the open and the closed
+//! metatable (the same table twice for types that cannot be closed), and one
+//! extra value the type asks for (the kevent metatable, for kqueue), or nil.
 
 use std::ffi::{c_int, CStr};
 
 use mlua::ffi::lua_CFunction;
 
 use super::args::closed_error;
-use super::stack::{upvalue, Error, Lua};
+use super::stack::{upvalue, Error, Lua, Miss};
 
 pub struct ClassSpec {
     /// Type name, e.g. `select.epoll`: `__name` and `tostring` prefix.
@@ -28,10 +29,13 @@ pub struct ClassSpec {
 
 pub const OPEN_MT: c_int = 1;
 pub const CLOSED_MT: c_int = 2;
+pub const EXTRA: c_int = 3;
 
 /// Pushes the type's open and closed metatables (two stack slots), with every
-/// method and metamethod installed.
-pub fn push_class(lua: &mut Lua, spec: &ClassSpec) {
+/// method and metamethod installed; `extra` is the stack slot of the value
+/// every function gets as upvalue 3 (nil when `None`).
+pub fn push_class(lua: &mut Lua, spec: &ClassSpec, extra: Option<c_int>) {
+    let extra = extra.map(|i| lua.abs(i));
     lua.new_table(0, spec.meta.len() + 3);
     if spec.closable {
         lua.new_table(0, spec.meta.len() + 3);
@@ -48,58 +52,82 @@ pub fn push_class(lua: &mut Lua, spec: &ClassSpec) {
     for &(mt, is_closed) in tables {
         lua.new_table(0, spec.methods.len() + 1);
         let methods = lua.abs(-1);
-        lua.push_value(open);
-        lua.push_value(closed);
-        lua.set_functions(methods, spec.methods, 2);
+        push_upvalues(lua, open, closed, extra);
+        lua.set_functions(methods, spec.methods, 3);
         if spec.closable {
             lua.push_bool(is_closed);
             lua.raw_set_field(methods, c"closed");
         }
         lua.raw_set_field(mt, c"__index");
-        lua.push_value(open);
-        lua.push_value(closed);
-        lua.set_functions(mt, spec.meta, 2);
+        push_upvalues(lua, open, closed, extra);
+        lua.set_functions(mt, spec.meta, 3);
         lua.push_str(spec.name.to_str().unwrap_or("select"));
         lua.raw_set_field(mt, c"__name");
     }
 }
 
-/// Pushes a closure of the type's function `f` with the type's two metatables
-/// (which must be at `open` and `closed` on the stack) as upvalues.
-pub fn push_type_fn(lua: &mut Lua, f: lua_CFunction, open: c_int, closed: c_int) {
+fn push_upvalues(lua: &mut Lua, open: c_int, closed: c_int, extra: Option<c_int>) {
     lua.push_value(open);
     lua.push_value(closed);
-    lua.push_cfn(f, 2);
+    match extra {
+        Some(i) => lua.push_value(i),
+        None => lua.push_nil(),
+    }
+}
+
+/// Pushes a closure of the type's function `f` with the type's upvalues: its
+/// two metatables (at `open` and `closed` on the stack) and `extra`.
+pub fn push_type_fn(
+    lua: &mut Lua,
+    f: lua_CFunction,
+    open: c_int,
+    closed: c_int,
+    extra: Option<c_int>,
+) {
+    let (open, closed) = (lua.abs(open), lua.abs(closed));
+    let extra = extra.map(|i| lua.abs(i));
+    push_upvalues(lua, open, closed, extra);
+    lua.push_cfn(f, 3);
+}
+
+/// Sets `funcs` on the table at `t` as functions of the type whose metatables
+/// are at `open` and `closed`.
+pub fn set_type_fns(
+    lua: &mut Lua,
+    t: c_int,
+    funcs: &[(&CStr, lua_CFunction)],
+    open: c_int,
+    closed: c_int,
+    extra: Option<c_int>,
+) {
+    let (t, open, closed) = (lua.abs(t), lua.abs(open), lua.abs(closed));
+    let extra = extra.map(|i| lua.abs(i));
+    push_upvalues(lua, open, closed, extra);
+    lua.set_functions(t, funcs, 3);
 }
 
 /// The open object `self` (stack slot 1) of a method `func` of type `spec`.
 pub fn this<'a, T>(lua: &'a mut Lua, spec: &ClassSpec, func: &str) -> Result<&'a mut T, Error> {
-    // Two lookups of one slot: the first only decides which error applies.
-    if lua
-        .userdata::<T>(1, upvalue(OPEN_MT))
-        .is_some_and(|s| s.is_some())
-    {
-        return Ok(lua
-            .userdata::<T>(1, upvalue(OPEN_MT))
-            .and_then(Option::as_mut)
-            .expect("checked"));
+    match lua.object::<T>(1, upvalue(OPEN_MT), upvalue(CLOSED_MT)) {
+        Ok(obj) => Ok(obj),
+        Err(Miss::Closed) => closed_error(spec.what),
+        Err(Miss::Wrong(got)) => Err(Error::Msg(format!(
+            "calling '{func}' on bad self ({} expected, got {got})",
+            spec.name.to_str().unwrap_or("object")
+        ))),
     }
-    if lua.userdata::<T>(1, upvalue(OPEN_MT)).is_some()
-        || lua.userdata::<T>(1, upvalue(CLOSED_MT)).is_some()
-    {
-        return closed_error(spec.what);
-    }
-    Err(Error::Msg(format!(
-        "calling '{func}' on bad self ({} expected, got {})",
-        spec.name.to_str().unwrap_or("object"),
-        lua.type_name(1)
-    )))
 }
 
-/// Pushes a new object of the type (its metatables are upvalues 1 and 2).
+/// Pushes a new object of the running function's type (metatable: upvalue 1).
 pub fn push_object<T>(lua: &mut Lua, value: T) {
+    push_object_mt(lua, value, upvalue(OPEN_MT));
+}
+
+/// Pushes a new object with the metatable at `mt`.
+pub fn push_object_mt<T>(lua: &mut Lua, value: T, mt: c_int) {
+    let mt = lua.abs(mt);
     lua.push_userdata(value);
-    lua.push_value(upvalue(OPEN_MT));
+    lua.push_value(mt);
     lua.set_metatable(-2);
 }
 

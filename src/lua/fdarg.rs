@@ -4,7 +4,8 @@
 use std::ffi::c_int;
 use std::os::fd::RawFd;
 
-use super::stack::{arg_error, fd_method, Error, Kind, Lua, Num};
+use super::args::show_num;
+use super::stack::{arg_error, Error, Kind, Lua, Num, FD_METHOD};
 
 /// Why a value is not a descriptor, worded for the `(...)` of a bad-argument
 /// message.
@@ -41,11 +42,25 @@ pub fn fd_arg(lua: &mut Lua, i: c_int, func: &str, arg: c_int) -> Result<RawFd, 
 }
 
 fn from_number(n: Option<Num>) -> Result<RawFd, NotFd> {
-    let n = n.expect("checked to be a number");
+    let Some(n) = n else {
+        return Err(NotFd::Bad("file descriptor expected, got no number".into()));
+    };
     match n.exact_int() {
+        // A whole number too large for an integer (2^63, 1e308, infinity).
+        None if n.as_f64().abs() >= 1e15 => {
+            let f = n.as_f64();
+            Err(NotFd::Bad(if f < 0.0 {
+                format!(
+                    "file descriptor cannot be a negative integer ({})",
+                    show_num(f)
+                )
+            } else {
+                format!("file descriptor is greater than maximum ({})", show_num(f))
+            }))
+        }
         None => Err(NotFd::Bad(format!(
             "file descriptor expected, got non-integer number {}",
-            n.as_f64()
+            show_num(n.as_f64())
         ))),
         Some(i) if i < 0 => Err(NotFd::Bad(format!(
             "file descriptor cannot be a negative integer ({i})"
@@ -64,7 +79,7 @@ fn from_method(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
     if !lua.check_stack(3) {
         return Err(NotFd::Bad("stack overflow".into()));
     }
-    lua.push_cfn(fd_method, 0);
+    lua.push_cfn(FD_METHOD, 0);
     lua.push_value(i);
     if !lua.pcall(1, 1) {
         return Err(NotFd::Raised);

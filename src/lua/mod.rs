@@ -7,6 +7,8 @@ mod class;
 mod consts;
 mod epoll;
 mod fdarg;
+mod kevent;
+mod kqueue;
 mod poll;
 mod select;
 mod stack;
@@ -19,13 +21,21 @@ use mlua::ffi::lua_State;
 use class::push_class;
 use stack::{cfn, Lua, Ret};
 
-/// `require "select"`.
+/// `require "select"`. Declared by Lua as `int luaopen_select(lua_State *)`;
+/// it returns a widened count for LuaJIT's sake (see `stack::CRet`).
 #[no_mangle]
-pub extern "C-unwind" fn luaopen_select(l: *mut lua_State) -> c_int {
+pub extern "C-unwind" fn luaopen_select(l: *mut lua_State) -> stack::CRet {
     stack::open(l, open)
 }
 
 fn open(lua: &mut Lua) -> Ret {
+    // A C function may only count on LUA_MINSTACK (20) free slots; set-up
+    // holds several metatables and upvalue copies at once.
+    if !lua.check_stack(64) {
+        return Err(stack::Error::Msg(
+            "select: not enough Lua stack to open the module".into(),
+        ));
+    }
     lua.new_table(0, 128);
     let module = lua.abs(-1);
     consts::install(lua, module);
@@ -33,39 +43,58 @@ fn open(lua: &mut Lua) -> Ret {
     lua.push_cfn(cfn(select::select), 0);
     lua.raw_set_field(module, c"select");
 
-    push_class(lua, &poll::CLASS);
-    class::push_type_fn(lua, cfn(poll::new), -2, -1);
+    push_class(lua, &poll::CLASS, None);
+    class::push_type_fn(lua, cfn(poll::new), -2, -1, None);
     lua.raw_set_field(module, c"poll");
     lua.pop(2);
 
-    // select.epoll is a callable table: select.epoll() and select.epoll.fromfd().
-    push_class(lua, &epoll::CLASS);
-    callable(lua, &[(c"fromfd", cfn(epoll::fromfd))], cfn(epoll::new));
+    // select.epoll and select.kqueue are callable tables: select.epoll()
+    // creates, select.epoll.fromfd(fd) wraps.
+    push_class(lua, &epoll::CLASS, None);
+    callable(
+        lua,
+        &[(c"fromfd", cfn(epoll::fromfd))],
+        cfn(epoll::new),
+        None,
+    );
     lua.raw_set_field(module, c"epoll");
     lua.pop(2);
+
+    push_class(lua, &kevent::CLASS, None);
+    class::push_type_fn(lua, cfn(kevent::new), -2, -1, None);
+    lua.raw_set_field(module, c"kevent");
+    let kevent_mt = lua.abs(-2);
+    push_class(lua, &kqueue::CLASS, Some(kevent_mt));
+    callable(
+        lua,
+        &[(c"fromfd", cfn(kqueue::fromfd))],
+        cfn(kqueue::new),
+        Some(kevent_mt),
+    );
+    lua.raw_set_field(module, c"kqueue");
+    lua.pop(4);
 
     lua.push_str(env!("CARGO_PKG_VERSION"));
     lua.raw_set_field(module, c"_VERSION");
     Ok(1)
 }
 
-/// With a type's two metatables on top of the stack, pushes a table whose
+/// With a type's two metatables on top of the stack (and `extra` for upvalue 3), pushes a table whose
 /// `__call` runs `ctor` and whose fields are `funcs`, every function getting
 /// the metatables as upvalues.
 fn callable(
     lua: &mut Lua,
     funcs: &[(&std::ffi::CStr, mlua::ffi::lua_CFunction)],
     ctor: mlua::ffi::lua_CFunction,
+    extra: Option<c_int>,
 ) {
     let open = lua.abs(-2);
     let closed = lua.abs(-1);
     lua.new_table(0, funcs.len());
     let t = lua.abs(-1);
-    lua.push_value(open);
-    lua.push_value(closed);
-    lua.set_functions(t, funcs, 2);
+    class::set_type_fns(lua, t, funcs, open, closed, extra);
     lua.new_table(0, 1);
-    class::push_type_fn(lua, ctor, open, closed);
+    class::push_type_fn(lua, ctor, open, closed, extra);
     lua.raw_set_field(-2, c"__call");
     lua.set_metatable(t);
 }

@@ -3,10 +3,10 @@
 use std::ffi::c_int;
 use std::os::fd::RawFd;
 
-use super::args::{int_arg, ok_or_os, os_error};
+use super::args::{int_arg, ok_or_os, os_error, show_num};
 use super::class::{gc_object, push_object, this, tostring, ClassSpec, OPEN_MT};
 use super::fdarg::fd_arg;
-use super::stack::{arg_error, cfn, upvalue, Lua, Ret};
+use super::stack::{arg_error, cfn, upvalue, Lua, Num, Ret};
 use super::timeout;
 use crate::core::error::OsError;
 use crate::core::pollset::PollSet;
@@ -47,12 +47,15 @@ pub fn new(lua: &mut Lua) -> Ret {
 }
 
 fn mask(lua: &Lua, i: c_int, func: &str, default: Option<i64>) -> Result<u16, super::stack::Error> {
-    if lua
-        .number(i)
-        .and_then(|n| n.exact_int())
-        .is_some_and(|m| !(0..=0xffff).contains(&m))
-    {
-        let m = lua.number(i).and_then(|n| n.exact_int()).unwrap_or(0);
+    // Python: OverflowError for any whole number outside an unsigned short.
+    let out_of_range = match lua.number(i) {
+        Some(Num::Int(v)) => (!(0..=0xffff).contains(&v)).then(|| v.to_string()),
+        Some(Num::Float(f)) if f.fract() == 0.0 || f.is_infinite() => {
+            (!(0.0..=65535.0).contains(&f)).then(|| show_num(f))
+        }
+        _ => None,
+    };
+    if let Some(m) = out_of_range {
         return arg_error(func, 2, format!("event mask must be in 0..65535, got {m}"));
     }
     Ok(int_arg(lua, i, func, 2, 0, 0xffff, default)? as u16)

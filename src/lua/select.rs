@@ -51,9 +51,10 @@ fn run(lua: &mut Lua, call: &mut Select, deadline: crate::core::deadline::Deadli
         if lua.kind(arg) != Kind::Table {
             continue;
         }
-        lens[k] = lua.raw_len(arg);
-        for i in 1..=lens[k] {
-            lua.raw_geti(arg, i as i64);
+        let mut len = lua.raw_len(arg);
+        let mut i = 1;
+        while i <= len {
+            let kind = lua.raw_geti(arg, i as i64);
             let fd = to_fd(lua, -1);
             match fd {
                 Ok(fd) => call.push(fd, interest),
@@ -63,7 +64,14 @@ fn run(lua: &mut Lua, call: &mut Select, deadline: crate::core::deadline::Deadli
                 Err(NotFd::Raised) => return Err(Error::Rethrow),
             }
             lua.pop(1);
+            if matches!(kind, Kind::Table | Kind::Userdata) {
+                // A getfd/fileno method may have shortened the list: like
+                // Python, stop at its current end (never read past it).
+                len = len.min(lua.raw_len(arg));
+            }
+            i += 1;
         }
+        lens[k] = i - 1;
     }
     if let Err(e) = call.wait(deadline) {
         return os_error(lua, e);

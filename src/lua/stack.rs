@@ -37,8 +37,13 @@ pub fn arg_error<T>(func: &str, arg: c_int, msg: impl std::fmt::Display) -> Resu
     )))
 }
 
-pub fn msg_error<T>(msg: impl Into<String>) -> Result<T, Error> {
-    Err(Error::Msg(msg.into()))
+/// Why [`Lua::object`] found no open object.
+#[derive(Clone, Copy, Debug)]
+pub enum Miss {
+    /// The object is closed (or already finalised).
+    Closed,
+    /// Not an object of the type; the value's type name.
+    Wrong(&'static str),
 }
 
 /// The type of a stack slot.
@@ -59,6 +64,8 @@ pub enum Kind {
 /// A number as Lua holds it: 5.3+ integers stay integers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Num {
+    /// Only Lua 5.3 and 5.4 have an integer subtype.
+    #[cfg_attr(not(any(feature = "lua53", feature = "lua54")), allow(dead_code))]
     Int(i64),
     Float(f64),
 }
@@ -68,10 +75,10 @@ impl Num {
     pub fn exact_int(self) -> Option<i64> {
         match self {
             Num::Int(i) => Some(i),
+            // i64's range as floats: -2^63 is exact, 2^63 is one past the end.
             Num::Float(f)
                 if f.fract() == 0.0
-                    && f >= -9.223_372_036_854_776e18
-                    && f < 9.223_372_036_854_776e18 =>
+                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
             {
                 Some(f as i64)
             }
@@ -218,16 +225,17 @@ impl Lua {
         unsafe { ffi::lua_pushinteger(self.l, n as ffi::lua_Integer) }
     }
 
-    pub fn push_num(&mut self, n: f64) {
-        // SAFETY: see push_nil.
-        unsafe { ffi::lua_pushnumber(self.l, n) }
-    }
-
     pub fn push_str(&mut self, s: &str) {
         // SAFETY: see push_nil; Lua copies the bytes.
         unsafe {
             ffi::lua_pushlstring(self.l, s.as_ptr().cast(), s.len());
         }
+    }
+
+    /// Removes the value at `i`, shifting the ones above it down.
+    pub fn remove(&mut self, i: c_int) {
+        // SAFETY: callers pass a valid, non-pseudo index.
+        unsafe { ffi::lua_remove(self.l, i) }
     }
 
     pub fn push_value(&mut self, i: c_int) {
@@ -282,19 +290,6 @@ impl Lua {
             ffi::lua_insert(self.l, -2);
             ffi::lua_rawset(self.l, t);
         }
-    }
-
-    /// Pops a key and pushes `t[key]` without metamethods.
-    pub fn raw_get(&mut self, t: c_int) -> Kind {
-        // SAFETY: t is a table index and a key is on top.
-        unsafe { ffi::lua_rawget(self.l, t) };
-        self.kind(-1)
-    }
-
-    /// Pops a key and a value (pushed in that order) and sets `t[key] = value`.
-    pub fn raw_set(&mut self, t: c_int) {
-        // SAFETY: t is a table index and key, value are on top.
-        unsafe { ffi::lua_rawset(self.l, t) }
     }
 
     /// `#t` without metamethods.
@@ -394,6 +389,31 @@ impl Lua {
         unsafe { Some(&mut *ffi::lua_touserdata(self.l, i).cast::<Option<T>>()) }
     }
 
+    /// The open object at `i`: a userdata whose metatable is at `open_mt` and
+    /// whose slot holds a value. One metatable check on the success path; the
+    /// error says why not, so callers need no second look at the stack.
+    pub fn object<T>(
+        &mut self,
+        i: c_int,
+        open_mt: c_int,
+        closed_mt: c_int,
+    ) -> Result<&mut T, Miss> {
+        if self.kind(i) != Kind::Userdata {
+            return Err(Miss::Wrong(self.type_name(i)));
+        }
+        if !self.has_metatable(i, open_mt) {
+            return Err(if self.has_metatable(i, closed_mt) {
+                Miss::Closed
+            } else {
+                Miss::Wrong(self.type_name(i))
+            });
+        }
+        // SAFETY: the metatable identifies a block made by push_userdata::<T>
+        // (each Rust type has its own metatables), so it holds an Option<T>.
+        let slot = unsafe { &mut *ffi::lua_touserdata(self.l, i).cast::<Option<T>>() };
+        slot.as_mut().ok_or(Miss::Closed)
+    }
+
     /// The descriptor behind a Lua file handle (`io.open`, `io.stdin`, ...):
     /// `None` if the value is not one, `Some(None)` if it is closed.
     pub fn file_handle_fd(&mut self, i: c_int) -> Option<Option<i32>> {
@@ -476,27 +496,50 @@ fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
     unsafe { ffi::lua_error(l) }
 }
 
+/// What a C function hands back to Lua: the result count, widened to 64 bits.
+///
+/// The C ABI returns an `int` in the low half of a register and leaves the
+/// upper half unspecified, and LLVM does leave garbage there. LuaJIT's x64
+/// interpreter reads the whole register after calling a `lua_CFunction`, so an
+/// `int` return from Rust can crash it. Returning a zero-extended 64-bit value
+/// fills the register completely, and is read back correctly by callers that
+/// expect an `int` (the low half on x86-64 and AArch64 alike).
+pub type CRet = i64;
+
+/// Turns a C function that returns [`CRet`] into a `lua_CFunction`.
+pub const fn as_cfunction(
+    f: unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> CRet,
+) -> ffi::lua_CFunction {
+    // SAFETY: both are C-ABI functions of one pointer argument; an i64 return
+    // occupies the same register as an int return, with its low half being
+    // the int. The result is only ever called by Lua's C code, never from Rust.
+    unsafe { std::mem::transmute(f) }
+}
+
 /// Makes a Lua C function out of a Rust function item (or a closure that
 /// captures nothing), so the binding never writes `extern` or `unsafe`.
 pub const fn cfn<F: Fn(&mut Lua) -> Ret + Copy + 'static>(_f: F) -> ffi::lua_CFunction {
     const { assert!(std::mem::size_of::<F>() == 0, "cfn takes a function item") };
-    trampoline::<F>
+    as_cfunction(trampoline::<F>)
 }
 
 unsafe extern "C-unwind" fn trampoline<F: Fn(&mut Lua) -> Ret + Copy + 'static>(
     l: *mut ffi::lua_State,
-) -> c_int {
+) -> CRet {
     // SAFETY: F is a zero-sized function item (checked in cfn), so a value of it
     // can be read from any aligned pointer; it has no state to initialise.
     let f: F = unsafe { std::ptr::NonNull::<F>::dangling().as_ptr().read() };
-    call(l, f)
+    call(l, f) as CRet
 }
+
+/// `fd_method_raw` as a Lua C function.
+pub const FD_METHOD: ffi::lua_CFunction = as_cfunction(fd_method_raw);
 
 /// A raw C function for `pcall`: calls `obj:getfd()` or else `obj:fileno()` on
 /// its single argument and returns the result, or nothing when the object has
 /// neither method. Lookups run metamethods and user code that may raise, hence
 /// it only ever runs under `pcall`, and holds no Rust value that needs dropping.
-pub unsafe extern "C-unwind" fn fd_method(l: *mut ffi::lua_State) -> c_int {
+unsafe extern "C-unwind" fn fd_method_raw(l: *mut ffi::lua_State) -> CRet {
     // SAFETY: called by lua_pcall with one argument; errors unwind to that pcall
     // and this frame owns nothing.
     unsafe {
@@ -514,6 +557,6 @@ pub unsafe extern "C-unwind" fn fd_method(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// Entry point glue: runs the module's opener on the state `luaopen_select` got.
-pub fn open(l: *mut ffi::lua_State, f: fn(&mut Lua) -> Ret) -> c_int {
-    call(l, f)
+pub fn open(l: *mut ffi::lua_State, f: fn(&mut Lua) -> Ret) -> CRet {
+    call(l, f) as CRet
 }

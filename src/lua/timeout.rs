@@ -10,8 +10,6 @@ use crate::core::deadline::Deadline;
 /// What a negative timeout means for a given function.
 #[derive(Clone, Copy)]
 pub enum Negative {
-    /// Wait forever (`poll`, `epoll.poll`).
-    Forever,
     /// An error with this text (`select`, `kqueue.control`).
     Reject(&'static str),
 }
@@ -54,7 +52,6 @@ pub fn seconds(
     };
     if t < 0.0 {
         return match neg {
-            Negative::Forever => Ok(Deadline::Forever),
             Negative::Reject(msg) => arg_error(func, arg, msg),
         };
     }

@@ -1,0 +1,51 @@
+-- lua-select: Python's select module (select, poll, epoll, kqueue) for Lua.
+--
+-- From a checkout, build and install with (any of 5.1, 5.2, 5.3, 5.4):
+--   luarocks --lua-version 5.4 make rockspec/lua-select-scm-1.rockspec
+-- The native part is Rust (mlua + libc): cargo must be on PATH. Nothing is
+-- fetched from a rocks server. The build asks the interpreter luarocks targets,
+-- $(LUA), which Lua it is and builds for that version (see scripts/build-so.sh).
+--
+-- `source.url` is only read by `luarocks pack`, `install` and `build` of this
+-- file (never by `make`); point it at the git repository you pack from
+-- (scripts/test-luarocks.sh does so with a temporary clone).
+rockspec_format = "3.0"
+package = "lua-select"
+version = "scm-1"
+
+source = {
+  url = "git+file:///work/main",
+}
+
+description = {
+  summary = "Python's select module for Lua: select, poll, epoll, kqueue/kevent and selectors",
+  detailed = [[
+select.select, select.poll and select.epoll with Python's names, arguments, time
+units and constants; select.kqueue/select.kevent emulated on Linux on top of epoll;
+and require "select.selectors", a port of Python's selectors module.
+Errors from system calls are returned as nil, message, errno.
+]],
+  license = "MIT",
+  labels = { "select", "poll", "epoll", "kqueue", "io", "event" },
+}
+
+supported_platforms = { "linux" }
+
+dependencies = {
+  "lua >= 5.1, < 5.5",
+}
+
+build = {
+  type = "command",
+  build_command = [[sh scripts/build-so.sh "$(LUA)" build/rock release]],
+  install = {
+    lib = {
+      ["select"] = "build/rock/select.so",
+    },
+    lua = {
+      ["select.selectors"] = "lua/select/selectors.lua",
+      ["select.compat"] = "lua/select/compat.lua",
+    },
+  },
+  copy_directories = {},
+}

@@ -1,0 +1,112 @@
+//! The kernel side of one queue that filters share: the epoll instance they
+//! register in, the token table that maps `epoll_event.data` back to them,
+//! and the per-queue helpers (fd table, inotify instance, signal watch).
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use super::{fdtable::FdTable, signal::SignalWatch, sys, vnode::Inotify};
+use crate::core::error::{OsError, OsResult};
+
+/// Reads a shared source (inotify, the signalfd) and says which
+/// registrations it concerns: `(knote id, hint)` pairs.
+pub type SourceFn = fn(&mut Ctx, &mut Vec<(u64, u32)>);
+
+/// What an epoll token stands for. Tokens are never reused, so a report for
+/// something deleted meanwhile (another thread, a stale epoll entry) finds
+/// nothing and is dropped.
+#[derive(Clone, Copy)]
+pub enum Target {
+    /// A resource owned by one registration (timerfd, pidfd).
+    Knote(u64),
+    /// A user fd: its READ and WRITE registrations share one epoll entry.
+    Fd(RawFd),
+    /// A descriptor shared by several registrations.
+    Source(SourceFn),
+}
+
+pub struct Ctx {
+    /// The epoll descriptor of the handle doing the current call; -1 during
+    /// teardown, when the epoll instance is already gone.
+    pub epfd: RawFd,
+    /// Readable while the queue has events no kernel fd reports by itself
+    /// (see Registry::refresh_notify); shared with the signal hub.
+    pub notify: Arc<OwnedFd>,
+    targets: HashMap<u64, Target>,
+    next_token: u64,
+    pub fds: FdTable,
+    pub inotify: Inotify,
+    pub signals: SignalWatch,
+    /// Registrations a filter found dead; the registry removes them.
+    pub doomed: Vec<u64>,
+    /// Incremented for each batch of epoll reports, so that fd filters can
+    /// tell a fresh report from an old one.
+    pub round: u64,
+    /// Level-mode fd entries reported in this round, re-armed after delivery.
+    pub rearm: Vec<(RawFd, u64)>,
+}
+
+fn noop_source(_: &mut Ctx, _: &mut Vec<(u64, u32)>) {}
+
+impl Ctx {
+    pub fn new(epfd: RawFd) -> OsResult<Ctx> {
+        let notify = Arc::new(sys::eventfd()?);
+        let mut cx = Ctx {
+            epfd,
+            notify,
+            targets: HashMap::new(),
+            next_token: 1,
+            fds: FdTable::default(),
+            inotify: Inotify::default(),
+            signals: SignalWatch::default(),
+            doomed: Vec::new(),
+            round: 0,
+            rearm: Vec::new(),
+        };
+        // Its state is read by Registry::refresh_notify, not by a source.
+        let token = cx.add_target(Target::Source(noop_source));
+        let fd = cx.notify.as_raw_fd();
+        epoll_add(epfd, fd, libc::EPOLLIN as u32, token)?;
+        Ok(cx)
+    }
+
+    /// A fresh token for `target`.
+    pub fn add_target(&mut self, target: Target) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.targets.insert(token, target);
+        token
+    }
+
+    pub fn forget_target(&mut self, token: u64) {
+        self.targets.remove(&token);
+    }
+
+    pub fn target(&self, token: u64) -> Option<Target> {
+        self.targets.get(&token).copied()
+    }
+}
+
+/// EPOLL_CTL_ADD, turning EEXIST into a MOD (the entry survived from an
+/// earlier registration of the same open file).
+pub fn epoll_add(epfd: RawFd, fd: RawFd, events: u32, token: u64) -> OsResult<()> {
+    match sys::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, events, token) {
+        Err(OsError(libc::EEXIST)) => sys::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, events, token),
+        other => other,
+    }
+}
+
+/// EPOLL_CTL_MOD, turning ENOENT into an ADD (the kernel dropped the entry
+/// when the file was closed; the fd number now names a new file).
+pub fn epoll_mod(epfd: RawFd, fd: RawFd, events: u32, token: u64) -> OsResult<()> {
+    match sys::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, events, token) {
+        Err(OsError(libc::ENOENT)) => sys::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, events, token),
+        other => other,
+    }
+}
+
+/// EPOLL_CTL_DEL; failures only mean the entry is already gone.
+pub fn epoll_del(epfd: RawFd, fd: RawFd) {
+    let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, 0, 0);
+}

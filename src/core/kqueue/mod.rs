@@ -1,0 +1,292 @@
+//! BSD kqueue(2)/kevent(2) emulated on Linux, with FreeBSD's semantics.
+//!
+//! A queue is an epoll instance (its fd is the queue's `fileno`) plus a
+//! registration table (registry.rs). Each filter lives in its own file and
+//! maps onto a Linux mechanism:
+//!
+//! | filter | file | Linux |
+//! |---|---|---|
+//! | READ, WRITE | read.rs, write.rs (+ fdtable.rs) | the fd itself in epoll |
+//! | TIMER | timer.rs | timerfd |
+//! | USER | user.rs | user-space flag + the queue's notify eventfd |
+//! | SIGNAL | signal.rs | one process-wide signalfd |
+//! | PROC | proc.rs | pidfd + waitid(WNOWAIT) |
+//! | VNODE | vnode.rs | inotify |
+//!
+//! Every kernel object registered in the epoll set carries a token (ctx.rs)
+//! rather than an fd, so reports for deleted or reused descriptors are
+//! recognised and dropped. The queue's eventfd ("notify") is readable while
+//! events are pending that no other fd reports (USER triggers, signal counts,
+//! always-ready files), so `fileno()` is readable while `control` would
+//! return something.
+//!
+//! Several handles may share a queue (`from_fd`, like two descriptors of one
+//! BSD kqueue); the last one to go releases everything.
+
+mod consts;
+mod ctx;
+mod fdtable;
+mod filter;
+mod fork;
+mod proc;
+mod read;
+mod registry;
+mod signal;
+mod sys;
+mod timer;
+mod user;
+mod vnode;
+mod write;
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
+
+pub use consts::*;
+
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use crate::core::deadline::{retry_eintr, Deadline};
+use crate::core::error::{OsError, OsResult};
+use registry::Registry;
+
+/// One change or event, field for field FreeBSD's `struct kevent` (udata is
+/// an opaque token chosen by the caller; 0 means none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KEvent {
+    pub ident: u64,
+    pub filter: i16,
+    pub flags: u16,
+    pub fflags: u32,
+    pub data: i64,
+    pub udata: u64,
+}
+
+/// The state every handle on one queue shares.
+struct Shared {
+    /// Unique per queue for the life of the process (see `queue_id`).
+    id: u64,
+    /// The fork generation the queue was made in (see fork.rs).
+    generation: u64,
+    reg: Mutex<Registry>,
+}
+
+/// The next queue id.
+static NEXT_QUEUE: AtomicU64 = AtomicU64::new(1);
+
+/// Every live handle's fd, for `from_fd`.
+static HANDLES: Mutex<Vec<(RawFd, Weak<Shared>)>> = Mutex::new(Vec::new());
+
+/// Locks ignoring poisoning: the state stays consistent between calls, and
+/// nothing here may panic (Drop especially).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How many epoll reports one epoll_wait takes at most (a stack buffer).
+const BATCH: usize = 128;
+
+pub struct Kqueue {
+    fd: OwnedFd,
+    /// None only once `close` has run.
+    shared: Option<Arc<Shared>>,
+}
+
+impl fmt::Debug for Kqueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kqueue")
+            .field("fd", &self.fd.as_raw_fd())
+            .finish()
+    }
+}
+
+impl Kqueue {
+    /// A new, empty queue; its fd is a close-on-exec epoll descriptor.
+    pub fn new() -> OsResult<Kqueue> {
+        let generation = fork::generation();
+        let fd = sys::epoll_create()?;
+        let reg = Registry::new(fd.as_raw_fd())?;
+        let shared = Arc::new(Shared {
+            id: NEXT_QUEUE.fetch_add(1, Ordering::Relaxed),
+            generation,
+            reg: Mutex::new(reg),
+        });
+        let mut handles = lock(&HANDLES);
+        // An entry left under this number belongs to an fd closed behind its
+        // handle's back.
+        handles.retain(|(f, _)| *f != fd.as_raw_fd());
+        handles.push((fd.as_raw_fd(), Arc::downgrade(&shared)));
+        drop(handles);
+        Ok(Kqueue {
+            fd,
+            shared: Some(shared),
+        })
+    }
+
+    /// A second handle on the queue whose `fileno()` is `fd` (EINVAL if `fd`
+    /// is not a live queue of this process). It owns a duplicate of `fd` and
+    /// shares the registrations: a change through either is seen by both.
+    pub fn from_fd(fd: RawFd) -> OsResult<Kqueue> {
+        let generation = fork::generation();
+        let mut handles = lock(&HANDLES);
+        let shared = handles
+            .iter()
+            .find(|(f, _)| *f == fd)
+            .and_then(|(_, weak)| weak.upgrade())
+            .filter(|s| s.generation == generation)
+            .ok_or(OsError(libc::EINVAL))?;
+        let dup = sys::dup_cloexec(fd)?;
+        handles.retain(|(f, _)| *f != dup.as_raw_fd());
+        handles.push((dup.as_raw_fd(), Arc::downgrade(&shared)));
+        drop(handles);
+        Ok(Kqueue {
+            fd: dup,
+            shared: Some(shared),
+        })
+    }
+
+    /// Readable (poll/select/epoll) while events are pending.
+    pub fn fileno(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Identifies the queue: equal for every handle on the same queue (from
+    /// `from_fd`), never reused by another queue of this process.
+    pub fn queue_id(&self) -> u64 {
+        self.shared.as_ref().map_or(0, |s| s.id)
+    }
+
+    /// True in a child after fork(): the queue must not be used there.
+    pub fn is_forked(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|s| s.generation != fork::generation())
+    }
+
+    fn live(&self) -> OsResult<&Shared> {
+        match &self.shared {
+            Some(s) if s.generation == fork::generation() => Ok(s),
+            _ => Err(OsError(libc::EBADF)),
+        }
+    }
+
+    /// kevent(2): applies `changes` in order, then collects up to `maxevents`
+    /// events into `out` (cleared first), waiting until `deadline` for the
+    /// first one. See API.md for the error-reporting rules; EINTR is retried
+    /// with the time left.
+    pub fn control(
+        &self,
+        changes: &[KEvent],
+        out: &mut Vec<KEvent>,
+        maxevents: usize,
+        deadline: Deadline,
+    ) -> OsResult<()> {
+        out.clear();
+        let shared = self.live()?;
+        let epfd = self.fd.as_raw_fd();
+        let mut reg = lock(&shared.reg);
+        reg.cx.epfd = epfd;
+        let reported = reg.apply_changes(changes, out, maxevents);
+        if !matches!(reported, Ok(false)) || maxevents == 0 {
+            reg.refresh_notify();
+            return reported.map(drop);
+        }
+        let mut buf = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        let buf = &mut buf[..maxevents.min(BATCH)];
+        reg.begin_call();
+        let mut block = false;
+        let result = loop {
+            let waited = if block {
+                // Wait without the lock, so that other threads can use the
+                // queue meanwhile (e.g. to trigger a USER event that wakes us).
+                reg.settle();
+                drop(reg);
+                let n = retry_eintr(|| sys::epoll_wait(epfd, buf, deadline.remaining_ms()));
+                reg = lock(&shared.reg);
+                reg.cx.epfd = epfd;
+                n
+            } else {
+                retry_eintr(|| sys::epoll_wait(epfd, buf, 0))
+            };
+            let n = match waited {
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            let before = out.len();
+            reg.absorb(&buf[..n]);
+            reg.scan(out, maxevents);
+            if n == buf.len() && out.len() > before && out.len() < maxevents {
+                // More may be ready than one batch held: take another. (Only
+                // after progress: the notify eventfd alone can fill a batch.)
+                block = false;
+                continue;
+            }
+            if !out.is_empty() || deadline.remaining_ms() == 0 {
+                break Ok(());
+            }
+            block = true;
+        };
+        reg.settle();
+        result
+    }
+
+    /// Moves the udata tokens no registration references any more into `out`.
+    /// Tokens of events returned by a `control` call are still valid until
+    /// this is called after it.
+    pub fn take_released(&self, out: &mut Vec<u64>) {
+        if let Ok(shared) = self.live() {
+            lock(&shared.reg).take_released(out);
+        }
+    }
+
+    /// Closes this handle and returns the tokens released so far; when it is
+    /// the last handle on the queue, every registration is deleted and its
+    /// token returned too. (Dropping does the same, discarding the tokens.)
+    pub fn close(mut self) -> Vec<u64> {
+        let mut tokens = Vec::new();
+        self.finish(Some(&mut tokens));
+        tokens
+    }
+
+    /// `tokens`: where to put released tokens (None from Drop: then tokens
+    /// still takeable through another handle are left for it).
+    fn finish(&mut self, tokens: Option<&mut Vec<u64>>) {
+        let Some(shared) = self.shared.take() else {
+            return;
+        };
+        if shared.generation != fork::generation() {
+            // Forked child: the epoll set, eventfds and inotify instance are
+            // the parent's too. Touch nothing; exec or exit will close them.
+            std::mem::forget(shared);
+            return;
+        }
+        let me = self.fd.as_raw_fd();
+        let mut handles = lock(&HANDLES);
+        handles.retain(|(f, weak)| !(*f == me && weak.as_ptr() == Arc::as_ptr(&shared)));
+        if Arc::strong_count(&shared) > 1 {
+            // Other handles remain. Give up our share under the HANDLES lock,
+            // so that two handles closing at once cannot both think the
+            // other one is the last.
+            if let Some(tokens) = tokens {
+                lock(&shared.reg).take_released(tokens);
+            }
+            drop(shared);
+            return;
+        }
+        drop(handles);
+        let mut lost = Vec::new();
+        lock(&shared.reg).teardown(tokens.unwrap_or(&mut lost));
+    }
+}
+
+impl Drop for Kqueue {
+    /// Closes this handle's fd; the last handle releases every timerfd,
+    /// pidfd, inotify watch and signal subscription (restoring signal masks).
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}

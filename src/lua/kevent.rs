@@ -1,0 +1,380 @@
+//! `select.kevent(...)`: a BSD `struct kevent` as a Lua value.
+//!
+//! The five integer fields live in the userdata; `udata` may be any Lua value
+//! and lives in the userdata's uservalue table (slot 1), which the GC traces.
+
+use std::ffi::c_int;
+
+use super::class::{push_object_mt, ClassSpec, OPEN_MT};
+use super::fdarg::{to_fd, NotFd};
+use super::stack::{arg_error, cfn, upvalue, Error, Kind, Lua, Num, Ret};
+use crate::core::kqueue::{KEvent, EV_ADD, FILTER_READ};
+
+pub struct KeventObject {
+    pub ev: KEvent,
+    /// Whether the uservalue table holds a non-nil `udata`.
+    pub has_udata: bool,
+}
+
+pub static CLASS: ClassSpec = ClassSpec {
+    name: c"select.kevent",
+    what: "kevent",
+    methods: &[],
+    meta: &[
+        (c"__index", cfn(index)),
+        (c"__newindex", cfn(newindex)),
+        (c"__eq", cfn(eq)),
+        (c"__lt", cfn(lt)),
+        (c"__le", cfn(le)),
+        (c"__tostring", cfn(to_string)),
+    ],
+    closable: false,
+};
+
+const FIELDS: [&str; 6] = ["ident", "filter", "flags", "fflags", "data", "udata"];
+const FIELD_KEYS: [&std::ffi::CStr; 6] =
+    [c"ident", c"filter", c"flags", c"fflags", c"data", c"udata"];
+
+/// Valid range of each integer field (ident, filter, flags, fflags, data).
+const RANGES: [(i64, i64); 5] = [
+    (0, i64::MAX),
+    (i16::MIN as i64, i16::MAX as i64),
+    (0, u16::MAX as i64),
+    (0, u32::MAX as i64),
+    (i64::MIN, i64::MAX),
+];
+
+/// Why a value does not fit a field: a message, or an error raised by the
+/// value's own `getfd`/`fileno` (on the stack).
+enum Bad {
+    Msg(String),
+    Raised,
+}
+
+/// Checks the value at stack slot `i` for field `k` (0..5).
+fn field_value(lua: &mut Lua, i: c_int, k: usize) -> Result<i64, Bad> {
+    if k == 0 && lua.kind(i) != Kind::Number {
+        // ident: any descriptor-like value, stored as its fd.
+        return match to_fd(lua, i) {
+            Ok(fd) => Ok(fd as i64),
+            Err(NotFd::Bad(msg)) => Err(Bad::Msg(format!("ident: {msg}"))),
+            Err(NotFd::Raised) => Err(Bad::Raised),
+        };
+    }
+    let name = FIELDS[k];
+    let Some(n) = lua.number(i) else {
+        return Err(Bad::Msg(format!(
+            "{name}: integer expected, got {}",
+            lua.type_name(i)
+        )));
+    };
+    let v = match n {
+        Num::Int(v) => v,
+        Num::Float(f) => match n.exact_int() {
+            Some(v) if f.abs() < 9.2e18 => v,
+            _ => {
+                return Err(Bad::Msg(format!(
+                    "{name}: number has no integer representation ({f})"
+                )))
+            }
+        },
+    };
+    let (lo, hi) = RANGES[k];
+    if v < lo || v > hi {
+        return Err(Bad::Msg(format!(
+            "{name}: value out of range: {v} is not in {lo}..{hi}"
+        )));
+    }
+    Ok(v)
+}
+
+/// `field_value` for argument `arg` of `select.kevent`.
+fn field_arg(lua: &mut Lua, i: c_int, k: usize, arg: c_int) -> Result<i64, Error> {
+    field_value(lua, i, k).or_else(|e| match e {
+        Bad::Msg(m) => arg_error("kevent", arg, m),
+        Bad::Raised => Err(Error::Rethrow),
+    })
+}
+
+fn set_field(ev: &mut KEvent, k: usize, v: i64) {
+    match k {
+        0 => ev.ident = v as u64,
+        1 => ev.filter = v as i16,
+        2 => ev.flags = v as u16,
+        3 => ev.fflags = v as u32,
+        _ => ev.data = v,
+    }
+}
+
+fn get_field(ev: &KEvent, k: usize) -> i64 {
+    match k {
+        0 => ev.ident as i64,
+        1 => ev.filter as i64,
+        2 => ev.flags as i64,
+        3 => ev.fflags as i64,
+        _ => ev.data,
+    }
+}
+
+/// `select.kevent(ident, filter, flags, fflags, data, udata)` or
+/// `select.kevent{ident = ..., filter = ..., ...}`.
+pub fn new(lua: &mut Lua) -> Ret {
+    let mut ev = KEvent {
+        filter: FILTER_READ,
+        flags: EV_ADD,
+        ..KEvent::default()
+    };
+    // A plain table with an `ident` key is the keyword form; any other table
+    // is a descriptor-like object (one with `fileno`/`getfd`).
+    let keywords = lua.kind(1) == Kind::Table && {
+        let ident = lua.raw_get_field(1, c"ident");
+        lua.pop(1);
+        ident != Kind::Nil
+    };
+    let udata_slot = if keywords {
+        let base = lua.top();
+        for (k, key) in FIELD_KEYS.iter().enumerate().take(5) {
+            if lua.raw_get_field(1, key) != Kind::Nil {
+                let v = field_arg(lua, -1, k, 1)?;
+                set_field(&mut ev, k, v);
+            }
+            lua.set_top(base);
+        }
+        lua.raw_get_field(1, c"udata");
+        lua.top()
+    } else {
+        if lua.is_none_or_nil(1) {
+            return arg_error(
+                "kevent",
+                1,
+                format!(
+                    "ident: file descriptor or integer expected, got {}",
+                    lua.type_name(1)
+                ),
+            );
+        }
+        for k in 0..5 {
+            let i = k as c_int + 1;
+            if k == 0 || !lua.is_none_or_nil(i) {
+                let v = field_arg(lua, i, k, i)?;
+                set_field(&mut ev, k, v);
+            }
+        }
+        6
+    };
+    push_kevent(lua, ev, Some(udata_slot), upvalue(OPEN_MT));
+    Ok(1)
+}
+
+/// Pushes a new kevent whose metatable is at `mt`; `udata` is the stack slot of
+/// its udata value, if any.
+pub fn push_kevent(lua: &mut Lua, ev: KEvent, udata: Option<c_int>, mt: c_int) {
+    let udata = udata
+        .map(|i| lua.abs(i))
+        .filter(|&i| !lua.is_none_or_nil(i));
+    push_object_mt(
+        lua,
+        KeventObject {
+            ev,
+            has_udata: udata.is_some(),
+        },
+        mt,
+    );
+    if let Some(i) = udata {
+        lua.new_table(1, 0);
+        lua.push_value(i);
+        lua.raw_seti(-2, 1);
+        lua.set_uservalue(-2);
+    }
+}
+
+/// The kevent at stack slot `i`, if it is one (its metatable is upvalue 1 of
+/// the running function, which every kevent function and kqueue method has).
+pub fn get(lua: &mut Lua, i: c_int, mt: c_int) -> Option<(KEvent, bool)> {
+    lua.userdata::<KeventObject>(i, mt)
+        .and_then(|s| s.as_ref())
+        .map(|o| (o.ev, o.has_udata))
+}
+
+/// Pushes the udata of the kevent at slot `i` (nil if none).
+pub fn push_udata(lua: &mut Lua, i: c_int, has_udata: bool) {
+    let i = lua.abs(i);
+    if has_udata && lua.get_uservalue(i) == Kind::Table {
+        lua.raw_geti(-1, 1);
+        lua.remove(-2);
+    } else {
+        if has_udata {
+            lua.pop(1);
+        }
+        lua.push_nil();
+    }
+}
+
+fn this(lua: &mut Lua, func: &str) -> Result<(KEvent, bool), Error> {
+    match get(lua, 1, upvalue(OPEN_MT)) {
+        Some(e) => Ok(e),
+        None => Err(Error::Msg(format!(
+            "calling '{func}' on bad self (select.kevent expected, got {})",
+            lua.type_name(1)
+        ))),
+    }
+}
+
+fn field_index(lua: &Lua, i: c_int) -> Option<usize> {
+    let name = lua.bytes(i)?;
+    FIELDS.iter().position(|f| f.as_bytes() == name)
+}
+
+fn index(lua: &mut Lua) -> Ret {
+    let (ev, has_udata) = this(lua, "__index")?;
+    match field_index(lua, 2) {
+        Some(5) => push_udata(lua, 1, has_udata),
+        Some(k) => lua.push_int(get_field(&ev, k)),
+        None => lua.push_nil(),
+    }
+    Ok(1)
+}
+
+fn newindex(lua: &mut Lua) -> Ret {
+    this(lua, "__newindex")?;
+    let Some(k) = field_index(lua, 2) else {
+        let key = match lua.bytes(2) {
+            Some(b) => String::from_utf8_lossy(b).into_owned(),
+            None => lua.type_name(2).to_string(),
+        };
+        return Err(Error::Msg(format!("select.kevent has no field '{key}'")));
+    };
+    if k == 5 {
+        let has = !lua.is_none_or_nil(3);
+        if has {
+            lua.new_table(1, 0);
+            lua.push_value(3);
+            lua.raw_seti(-2, 1);
+            lua.set_uservalue(1);
+        }
+        if let Some(Some(o)) = lua.userdata::<KeventObject>(1, upvalue(OPEN_MT)) {
+            o.has_udata = has;
+        }
+        return Ok(0);
+    }
+    let v = match field_value(lua, 3, k) {
+        Ok(v) => v,
+        Err(Bad::Msg(m)) => {
+            return Err(Error::Msg(format!(
+                "bad value for select.kevent field ({m})"
+            )))
+        }
+        Err(Bad::Raised) => return Err(Error::Rethrow),
+    };
+    if let Some(Some(o)) = lua.userdata::<KeventObject>(1, upvalue(OPEN_MT)) {
+        set_field(&mut o.ev, k, v);
+    }
+    Ok(0)
+}
+
+fn key(ev: &KEvent) -> (u64, i16, u16, u32, i64) {
+    (ev.ident, ev.filter, ev.flags, ev.fflags, ev.data)
+}
+
+fn udata_equal(lua: &mut Lua, a_has: bool, b_has: bool) -> bool {
+    push_udata(lua, 1, a_has);
+    push_udata(lua, 2, b_has);
+    let same = lua.raw_equal(-1, -2);
+    lua.pop(2);
+    same
+}
+
+fn eq(lua: &mut Lua) -> Ret {
+    let a = get(lua, 1, upvalue(OPEN_MT));
+    let b = get(lua, 2, upvalue(OPEN_MT));
+    let same = match (a, b) {
+        (Some((a, ah)), Some((b, bh))) => key(&a) == key(&b) && udata_equal(lua, ah, bh),
+        _ => false,
+    };
+    lua.push_bool(same);
+    Ok(1)
+}
+
+fn compare(lua: &mut Lua, or_equal: bool) -> Ret {
+    let (Some((a, ah)), Some((b, bh))) =
+        (get(lua, 1, upvalue(OPEN_MT)), get(lua, 2, upvalue(OPEN_MT)))
+    else {
+        return Err(Error::Msg(format!(
+            "attempt to compare {} with {}",
+            kind_name(lua, 1),
+            kind_name(lua, 2)
+        )));
+    };
+    let result = match key(&a).cmp(&key(&b)) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => {
+            push_udata(lua, 1, ah);
+            push_udata(lua, 2, bh);
+            let r = match (lua.number(-2), lua.number(-1)) {
+                (Some(x), Some(y)) => {
+                    let (x, y) = (x.as_f64(), y.as_f64());
+                    if or_equal {
+                        x <= y
+                    } else {
+                        x < y
+                    }
+                }
+                _ => or_equal && lua.raw_equal(-1, -2),
+            };
+            lua.pop(2);
+            r
+        }
+    };
+    lua.push_bool(result);
+    Ok(1)
+}
+
+fn kind_name(lua: &mut Lua, i: c_int) -> &'static str {
+    if get(lua, i, upvalue(OPEN_MT)).is_some() {
+        "select.kevent"
+    } else {
+        lua.type_name(i)
+    }
+}
+
+fn lt(lua: &mut Lua) -> Ret {
+    compare(lua, false)
+}
+
+fn le(lua: &mut Lua) -> Ret {
+    compare(lua, true)
+}
+
+fn to_string(lua: &mut Lua) -> Ret {
+    let (ev, has) = this(lua, "__tostring")?;
+    push_udata(lua, 1, has);
+    let udata = describe(lua, -1);
+    let text = format!(
+        "<select.kevent ident={} filter={} flags={:#x} fflags={:#x} data={:#x} udata={}>",
+        ev.ident, ev.filter, ev.flags, ev.fflags, ev.data, udata
+    );
+    lua.push_str(&text);
+    Ok(1)
+}
+
+/// A short description of a value without calling metamethods.
+fn describe(lua: &Lua, i: c_int) -> String {
+    match lua.kind(i) {
+        Kind::None | Kind::Nil => "nil".into(),
+        Kind::Boolean => lua.boolean(i).to_string(),
+        Kind::Number => match lua.number(i) {
+            Some(Num::Int(v)) => format!("{v:#x}"),
+            Some(n) => match n.exact_int() {
+                Some(v) => format!("{v:#x}"),
+                None => n.as_f64().to_string(),
+            },
+            None => "?".into(),
+        },
+        Kind::String => format!(
+            "{:?}",
+            String::from_utf8_lossy(lua.bytes(i).unwrap_or_default())
+        ),
+        _ => format!("{}: 0x{:x}", lua.type_name(i), lua.pointer(i)),
+    }
+}
