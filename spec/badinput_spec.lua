@@ -289,6 +289,19 @@ describe("bad input", function()
     end)
   end)
 
+  it("raises plain strings that busted's assert.has_error matches exactly", function()
+    assert.has_error(function() sel.select({}, {}, {}, -1) end,
+      "bad argument #4 to 'select' (timeout must be non-negative)")
+    assert.has_error(function() sel.poll():register(-1) end,
+      "bad argument #1 to 'register' (file descriptor cannot be a negative integer (-1))")
+    local ep = sel.epoll()
+    ep:close()
+    assert.has_error(function() ep:poll() end, "I/O operation on closed epoll object")
+    local ok, err = pcall(sel.poll().unregister, sel.poll(), 0)
+    assert.is_false(ok)
+    assert.truthy(err:match("^bad argument #1 to 'unregister' %(.+%)$"), err)
+  end)
+
   it("leaves the module working after all of the above", function()
     local a, b = util.tcp_pair()
     local _, w = sel.select({}, { a }, {}, 0)

@@ -32,12 +32,29 @@ function M.closed_fd()
   return fd
 end
 
---- How many descriptors the process has open (Linux /proc).
-function M.open_fds()
-  local p = assert(io.popen("ls /proc/" .. M.pid() .. "/fd | wc -l"))
-  local n = tonumber(p:read("*a"))
-  p:close()
-  return n - 1 -- the pipe of this very popen
+--- The soft RLIMIT_NOFILE of this process (from /proc/self/limits).
+function M.fd_limit()
+  local f = assert(io.open("/proc/self/limits"))
+  local text = f:read("*a")
+  f:close()
+  return tonumber(text:match("Max open files%s+(%d+)")) or 1024
+end
+
+--- How many descriptors below `limit` (default: the soft fd limit, at most
+-- 16384) the process has open. Counted in-process with one poll(2) call over
+-- every number (a closed one reports POLLNVAL), so no child process or pipe
+-- disturbs the count.
+function M.open_fds(limit)
+  local sel = require "select"
+  limit = limit or math.min(M.fd_limit(), 16384)
+  local p = sel.poll()
+  for fd = 0, limit - 1 do p:register(fd, 0) end
+  local events = assert(p:poll(0))
+  local closed = 0
+  for _, ev in ipairs(events) do
+    if ev[2] == sel.POLLNVAL then closed = closed + 1 end
+  end
+  return limit - closed
 end
 
 local pid
@@ -263,6 +280,94 @@ function M.tcp_pairs(n)
       pairs_[i][2]:close()
     end
   end
+end
+
+-- Helpers added for the kqueue signal/proc/vnode/examples specs -----------
+
+--- The SigBlk line of /proc/<pid>/status: this process's blocked-signal mask
+--- as a hex string (16 digits; too wide for a 5.1 number, so kept a string).
+function M.sigblk()
+  local f = assert(io.open("/proc/" .. M.pid() .. "/status"))
+  local text = f:read("*a")
+  f:close()
+  return assert(text:match("SigBlk:%s*(%x+)"), "no SigBlk line")
+end
+
+--- Whether signal `signo` (1..64) is set in a /proc hex mask (default: SigBlk).
+function M.sig_in_mask(signo, mask)
+  mask = mask or M.sigblk()
+  local index = #mask - math.floor((signo - 1) / 4) -- hex digit holding the bit
+  local digit = tonumber(mask:sub(index, index), 16)
+  local bit = 2 ^ ((signo - 1) % 4)
+  return digit % (2 * bit) >= bit
+end
+
+--- Starts `script` with io.popen as a direct child of this process (popen's
+--- own `sh -c`, which prints its pid first). Returns the popen handle (do not
+--- close it before the child is seen to exit: closing waits for it) and the
+--- pid. A `sh -c '...'` inside `script` would be a grandchild.
+function M.spawn(script)
+  local p = assert(io.popen("echo $$; " .. script))
+  local child = tonumber(p:read("*l"))
+  assert(child, "no pid from the child")
+  return p, child
+end
+
+--- The interpreter this spec runs under, from the lowest index of `arg`
+--- (busted is run as `lua5.x /usr/bin/busted ...`), else lua5.4.
+function M.lua_command()
+  local args = rawget(_G, "arg")
+  if type(args) == "table" then
+    local i = 0
+    while args[i - 1] ~= nil do
+      i = i - 1
+    end
+    if i < 0 and type(args[i]) == "string" then
+      return args[i]
+    end
+  end
+  return "lua5.4"
+end
+
+--- Runs `code` in a fresh process of the same interpreter (same package
+--- paths); returns its output (stdout and stderr) and its exit status as the
+--- shell reports it (128 + n when killed by signal n).
+function M.run_lua_status(code)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "w"))
+  f:write(string.format("package.path = %q\npackage.cpath = %q\n", package.path, package.cpath))
+  f:write(code)
+  f:close()
+  local p = assert(io.popen(string.format("%s %s 2>&1; echo \"status=$?\"", M.lua_command(), name)))
+  local out = p:read("*a")
+  p:close()
+  os.remove(name)
+  local status = tonumber(out:match("status=(%d+)%s*$"))
+  return out:gsub("status=%d+%s*$", ""), status
+end
+
+--- A fresh empty directory under /tmp; remove it with M.remove_tree.
+function M.temp_dir()
+  local name = os.tmpname()
+  os.remove(name)
+  os.execute("mkdir -m 700 " .. name)
+  local f = io.open(name .. "/.", "r")
+  assert(f, "could not create " .. name)
+  f:close()
+  return name
+end
+
+--- rm -rf of a directory made by M.temp_dir.
+function M.remove_tree(dir)
+  assert(dir:match("^/tmp/"), "refusing to remove " .. tostring(dir))
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+--- Writes `text` to `path` (mode "a" by default) and closes it at once.
+function M.write_file(path, text, mode)
+  local f = assert(io.open(path, mode or "a"))
+  f:write(text)
+  f:close()
 end
 
 return M
