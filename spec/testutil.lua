@@ -24,9 +24,10 @@ function M.listener()
   return server, tonumber(port)
 end
 
---- A descriptor number that is certainly closed right now.
+--- A descriptor number that is certainly closed right now (luasocket 3 only
+-- creates the socket of socket.tcp() on first use, so bind one first).
 function M.closed_fd()
-  local s = assert(socket.tcp())
+  local s = assert(socket.bind("127.0.0.1", 0))
   local fd = s:getfd()
   s:close()
   return fd

@@ -10,11 +10,12 @@ use std::os::fd::RawFd;
 
 use super::deadline::{retry_eintr, Deadline};
 use super::error::{cvt, OsResult};
+use super::fdhash::FdHash;
 
 #[derive(Default)]
 pub struct PollSet {
     fds: Vec<libc::pollfd>,
-    slot: HashMap<RawFd, usize>,
+    slot: HashMap<RawFd, usize, FdHash>,
     /// How many entries the last `poll` reported ready.
     ready: usize,
 }
@@ -98,22 +99,37 @@ impl PollSet {
     }
 }
 
-/// One `ppoll(2)` call with the deadline's time left (nanosecond precision).
+/// One wait on `fds` with the deadline's time left: plain `poll(2)` when the
+/// wait is 0 or forever (the cheapest call), `ppoll(2)` with nanosecond
+/// precision otherwise.
 pub(crate) fn sys_poll(fds: &mut [libc::pollfd], deadline: Deadline) -> OsResult<usize> {
-    let ts = deadline.remaining_timespec();
-    let tsp = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: fds points to fds.len() initialised pollfd structs that the kernel
-    // may write revents into; tsp is null or points to a live timespec; a null
-    // sigmask leaves the signal mask unchanged.
-    let rc = unsafe {
-        libc::ppoll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            tsp,
-            std::ptr::null(),
-        )
+    let rc = match deadline {
+        Deadline::Immediate | Deadline::Forever => {
+            let ms = if deadline == Deadline::Immediate {
+                0
+            } else {
+                -1
+            };
+            // SAFETY: fds points to fds.len() initialised pollfd structs that
+            // the kernel may write revents into.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }
+        }
+        Deadline::At(_) => {
+            let ts = deadline.remaining_timespec();
+            let tsp = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: as above; tsp is null or points to a live timespec; a null
+            // sigmask leaves the signal mask unchanged.
+            unsafe {
+                libc::ppoll(
+                    fds.as_mut_ptr(),
+                    fds.len() as libc::nfds_t,
+                    tsp,
+                    std::ptr::null(),
+                )
+            }
+        }
     };
     cvt(rc).map(|n| n as usize)
 }

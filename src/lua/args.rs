@@ -16,6 +16,12 @@ pub fn int_arg(
     hi: i64,
     default: Option<i64>,
 ) -> Result<i64, Error> {
+    // Fast path: an integer in range (one type check, one conversion).
+    if let Some(v) = lua.exact_integer(i) {
+        if (lo..=hi).contains(&v) {
+            return Ok(v);
+        }
+    }
     let kind = lua.kind(i);
     if matches!(kind, Kind::None | Kind::Nil) {
         if let Some(d) = default {

@@ -1,21 +1,17 @@
 //! `select.epoll([sizehint [, flags]])` and `select.epoll.fromfd(fd)`.
 
-use std::os::fd::RawFd;
-
 use super::args::{int_arg, ok_or_os, os_error};
 use super::class::{
     close_object, gc_object, push_object, this, tostring, ClassSpec, CLOSED_MT, OPEN_MT,
 };
 use super::fdarg::fd_arg;
-use super::poll::push_pairs;
+use super::results;
 use super::stack::{arg_error, cfn, upvalue, Error, Lua, Ret};
 use super::timeout;
 use crate::core::epoll::Epoll;
 
 pub struct EpollObject {
     ep: Epoll,
-    /// See `PollObject::scratch`.
-    scratch: Vec<(RawFd, u32)>,
 }
 
 pub static CLASS: ClassSpec = ClassSpec {
@@ -41,13 +37,7 @@ pub static CLASS: ClassSpec = ClassSpec {
 const DEFAULT_MASK: i64 = (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLOUT) as i64;
 
 fn wrap(lua: &mut Lua, ep: Epoll) -> Ret {
-    push_object(
-        lua,
-        EpollObject {
-            ep,
-            scratch: Vec::new(),
-        },
-    );
+    push_object(lua, EpollObject { ep });
     Ok(1)
 }
 
@@ -145,25 +135,18 @@ fn poll(lua: &mut Lua) -> Ret {
             )
         }
     };
+    let out = results::out_arg(lua, 4, "poll", 3);
     let obj = this::<EpollObject>(lua, &CLASS, "poll")?;
+    let out = out?;
     if let Err(e) = obj.ep.wait(deadline, maxevents) {
         return os_error(lua, e);
     }
-    let mut ready = std::mem::take(&mut obj.scratch);
-    ready.clear();
-    ready.extend(obj.ep.ready());
-    push_pairs(
-        lua,
-        ready.iter().map(|&(fd, ev)| (fd as i64, ev as i64)),
-        ready.len(),
-    );
-    if let Some(Some(obj)) = lua.userdata::<EpollObject>(1, upvalue(OPEN_MT)) {
-        obj.scratch = ready;
-    }
+    let mut ready = results::scratch();
+    ready.extend(obj.ep.ready().map(|(fd, ev)| (fd as i64, ev as i64)));
+    results::push(lua, out, ready);
     Ok(1)
 }
 
-/// `ep:close()` (and `__close`): idempotent, but only on an epoll object.
 fn close(lua: &mut Lua) -> Ret {
     let is_epoll = lua.userdata::<EpollObject>(1, upvalue(OPEN_MT)).is_some()
         || lua.userdata::<EpollObject>(1, upvalue(CLOSED_MT)).is_some();

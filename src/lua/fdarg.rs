@@ -17,6 +17,12 @@ pub enum NotFd {
 
 /// Reads the descriptor at stack index `i`.
 pub fn to_fd(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
+    // Fast path: a small non-negative integer, the common case in hot loops.
+    if let Some(fd) = lua.exact_integer(i) {
+        if (0..=RawFd::MAX as i64).contains(&fd) {
+            return Ok(fd as RawFd);
+        }
+    }
     match lua.kind(i) {
         Kind::Number => from_number(lua.number(i)),
         Kind::Userdata | Kind::Table => {

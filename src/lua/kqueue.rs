@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::args::{int_arg, os_error};
 use super::class::{
-    close_object, gc_object, push_object, this, tostring, ClassSpec, EXTRA, OPEN_MT,
+    close_object, gc_object, push_object, this, tostring, ClassSpec, CLOSED_MT, EXTRA, OPEN_MT,
 };
 use super::fdarg::fd_arg;
 use super::kevent::{self, push_kevent};
@@ -220,6 +220,16 @@ fn control(lua: &mut Lua) -> Ret {
 
 fn close(lua: &mut Lua) -> Ret {
     let was_open = lua.userdata::<KqueueObject>(1, upvalue(OPEN_MT)).is_some();
+    if !was_open
+        && lua
+            .userdata::<KqueueObject>(1, upvalue(CLOSED_MT))
+            .is_none()
+    {
+        return Err(Error::Msg(format!(
+            "calling 'close' on bad self (select.kqueue expected, got {})",
+            lua.type_name(1)
+        )));
+    }
     close_object::<KqueueObject>(lua);
     if was_open {
         // This object no longer holds the udata store; other objects on the

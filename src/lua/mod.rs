@@ -10,6 +10,7 @@ mod fdarg;
 mod kevent;
 mod kqueue;
 mod poll;
+mod results;
 mod select;
 mod stack;
 mod timeout;

@@ -1,22 +1,18 @@
 //! `select.poll()`: the poll object.
 
 use std::ffi::c_int;
-use std::os::fd::RawFd;
 
 use super::args::{int_arg, ok_or_os, os_error, show_num};
-use super::class::{gc_object, push_object, this, tostring, ClassSpec, OPEN_MT};
+use super::class::{gc_object, push_object, this, tostring, ClassSpec};
 use super::fdarg::fd_arg;
-use super::stack::{arg_error, cfn, upvalue, Lua, Num, Ret};
+use super::results;
+use super::stack::{arg_error, cfn, Lua, Num, Ret};
 use super::timeout;
 use crate::core::error::OsError;
 use crate::core::pollset::PollSet;
 
 pub struct PollObject {
     set: PollSet,
-    /// Ready pairs copied out of the set before results are built, so that
-    /// no borrow of the object is held while Lua allocates (and may run
-    /// finalizers that touch the object).
-    scratch: Vec<(RawFd, u16)>,
 }
 
 pub static CLASS: ClassSpec = ClassSpec {
@@ -40,7 +36,6 @@ pub fn new(lua: &mut Lua) -> Ret {
         lua,
         PollObject {
             set: PollSet::new(),
-            scratch: Vec::new(),
         },
     );
     Ok(1)
@@ -105,35 +100,16 @@ fn unregister(lua: &mut Lua) -> Ret {
 
 fn poll(lua: &mut Lua) -> Ret {
     let deadline = timeout::millis(lua, 2, "poll", 1)?;
+    let out = results::out_arg(lua, 3, "poll", 2);
     let obj = this::<PollObject>(lua, &CLASS, "poll")?;
+    let out = out?;
     if let Err(e) = obj.set.poll(deadline) {
         return os_error(lua, e);
     }
-    let mut ready = std::mem::take(&mut obj.scratch);
-    ready.clear();
-    ready.extend(obj.set.ready());
-    push_pairs(
-        lua,
-        ready.iter().map(|&(fd, ev)| (fd as i64, ev as i64)),
-        ready.len(),
-    );
-    if let Some(Some(obj)) = lua.userdata::<PollObject>(1, upvalue(OPEN_MT)) {
-        obj.scratch = ready;
-    }
+    let mut ready = results::scratch();
+    ready.extend(obj.set.ready().map(|(fd, ev)| (fd as i64, ev as i64)));
+    results::push(lua, out, ready);
     Ok(1)
-}
-
-/// Pushes an array of `{a, b}` pairs, every table made at its final size.
-pub fn push_pairs(lua: &mut Lua, pairs: impl Iterator<Item = (i64, i64)>, n: usize) {
-    lua.new_table(n, 0);
-    for (k, (a, b)) in pairs.enumerate() {
-        lua.new_table(2, 0);
-        lua.push_int(a);
-        lua.raw_seti(-2, 1);
-        lua.push_int(b);
-        lua.raw_seti(-2, 2);
-        lua.raw_seti(-2, k as i64 + 1);
-    }
 }
 
 fn gc(lua: &mut Lua) -> Ret {

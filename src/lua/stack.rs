@@ -46,6 +46,22 @@ pub enum Miss {
     Wrong(&'static str),
 }
 
+/// The Kind of a `lua_type`/`lua_rawgeti` result.
+fn kind_of(t: c_int) -> Kind {
+    match t {
+        ffi::LUA_TNIL => Kind::Nil,
+        ffi::LUA_TBOOLEAN => Kind::Boolean,
+        ffi::LUA_TLIGHTUSERDATA => Kind::LightUserdata,
+        ffi::LUA_TNUMBER => Kind::Number,
+        ffi::LUA_TSTRING => Kind::String,
+        ffi::LUA_TTABLE => Kind::Table,
+        ffi::LUA_TFUNCTION => Kind::Function,
+        ffi::LUA_TUSERDATA => Kind::Userdata,
+        ffi::LUA_TTHREAD => Kind::Thread,
+        _ => Kind::None,
+    }
+}
+
 /// The type of a stack slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -138,18 +154,7 @@ impl Lua {
 
     pub fn kind(&self, i: c_int) -> Kind {
         // SAFETY: lua_type accepts any index, returning LUA_TNONE when invalid.
-        match unsafe { ffi::lua_type(self.l, i) } {
-            ffi::LUA_TNIL => Kind::Nil,
-            ffi::LUA_TBOOLEAN => Kind::Boolean,
-            ffi::LUA_TLIGHTUSERDATA => Kind::LightUserdata,
-            ffi::LUA_TNUMBER => Kind::Number,
-            ffi::LUA_TSTRING => Kind::String,
-            ffi::LUA_TTABLE => Kind::Table,
-            ffi::LUA_TFUNCTION => Kind::Function,
-            ffi::LUA_TUSERDATA => Kind::Userdata,
-            ffi::LUA_TTHREAD => Kind::Thread,
-            _ => Kind::None,
-        }
+        kind_of(unsafe { ffi::lua_type(self.l, i) })
     }
 
     pub fn is_none_or_nil(&self, i: c_int) -> bool {
@@ -260,8 +265,8 @@ impl Lua {
     /// Pushes `t[n]` without metamethods and returns its kind.
     pub fn raw_geti(&mut self, t: c_int, n: i64) -> Kind {
         // SAFETY: callers pass the index of a table.
-        unsafe { ffi::lua_rawgeti(self.l, t, n as ffi::lua_Integer) };
-        self.kind(-1)
+        let kind = unsafe { ffi::lua_rawgeti(self.l, t, n as ffi::lua_Integer) };
+        kind_of(kind)
     }
 
     /// Pops a value and stores it as `t[n]` without metamethods.
@@ -390,28 +395,56 @@ impl Lua {
     }
 
     /// The open object at `i`: a userdata whose metatable is at `open_mt` and
-    /// whose slot holds a value. One metatable check on the success path; the
-    /// error says why not, so callers need no second look at the stack.
+    /// whose slot holds a value. This is on every method call, so the success
+    /// path is four API calls; the error says why not, so callers need no
+    /// second look at the stack.
     pub fn object<T>(
         &mut self,
         i: c_int,
         open_mt: c_int,
         closed_mt: c_int,
     ) -> Result<&mut T, Miss> {
-        if self.kind(i) != Kind::Userdata {
-            return Err(Miss::Wrong(self.type_name(i)));
+        // SAFETY: lua_type/lua_getmetatable/lua_rawequal accept any index and
+        // never raise; the metatable pushed is popped at once. A full userdata
+        // whose metatable is the type's was made by push_userdata::<T> (each
+        // Rust type has its own metatables), so its block holds an Option<T>.
+        unsafe {
+            if ffi::lua_type(self.l, i) == ffi::LUA_TUSERDATA
+                && ffi::lua_getmetatable(self.l, i) != 0
+            {
+                let open = ffi::lua_rawequal(self.l, -1, open_mt) != 0;
+                ffi::lua_settop(self.l, -2);
+                if open {
+                    let slot = &mut *ffi::lua_touserdata(self.l, i).cast::<Option<T>>();
+                    return slot.as_mut().ok_or(Miss::Closed);
+                }
+            }
         }
-        if !self.has_metatable(i, open_mt) {
-            return Err(if self.has_metatable(i, closed_mt) {
-                Miss::Closed
-            } else {
-                Miss::Wrong(self.type_name(i))
-            });
+        Err(self.object_miss(i, closed_mt))
+    }
+
+    #[cold]
+    fn object_miss(&mut self, i: c_int, closed_mt: c_int) -> Miss {
+        if self.kind(i) == Kind::Userdata && self.has_metatable(i, closed_mt) {
+            Miss::Closed
+        } else {
+            Miss::Wrong(self.type_name(i))
         }
-        // SAFETY: the metatable identifies a block made by push_userdata::<T>
-        // (each Rust type has its own metatables), so it holds an Option<T>.
-        let slot = unsafe { &mut *ffi::lua_touserdata(self.l, i).cast::<Option<T>>() };
-        slot.as_mut().ok_or(Miss::Closed)
+    }
+
+    /// The integer value of the number at `i` if it has one exactly (`3` and
+    /// `3.0` do, `3.5` does not); `None` for non-numbers, strings included.
+    pub fn exact_integer(&self, i: c_int) -> Option<i64> {
+        // SAFETY: lua_type accepts any index; lua_tointegerx only reads a value
+        // that is a number (not a string: that is checked first).
+        unsafe {
+            if ffi::lua_type(self.l, i) != ffi::LUA_TNUMBER {
+                return None;
+            }
+            let mut isnum = 0;
+            let v = ffi::lua_tointegerx(self.l, i, &mut isnum);
+            (isnum != 0).then_some(v as i64)
+        }
     }
 
     /// The descriptor behind a Lua file handle (`io.open`, `io.stdin`, ...):

@@ -22,6 +22,10 @@ const MAX_SECONDS: f64 = 9.2e9;
 const MAX_MS: f64 = c_int::MAX as f64;
 
 fn number(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Option<f64>, Error> {
+    // Fast path for the polling loop's `0`: no float conversion at all.
+    if lua.exact_integer(i) == Some(0) {
+        return Ok(Some(0.0));
+    }
     match lua.kind(i) {
         Kind::None | Kind::Nil => Ok(None),
         Kind::Number => {
@@ -50,6 +54,9 @@ pub fn seconds(
     let Some(t) = number(lua, i, func, arg)? else {
         return Ok(Deadline::Forever);
     };
+    if t == 0.0 {
+        return Ok(Deadline::Immediate);
+    }
     if t < 0.0 {
         return match neg {
             Negative::Reject(msg) => arg_error(func, arg, msg),
@@ -67,6 +74,9 @@ pub fn seconds_as_ms(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Dead
     let Some(t) = number(lua, i, func, arg)? else {
         return Ok(Deadline::Forever);
     };
+    if t == 0.0 {
+        return Ok(Deadline::Immediate);
+    }
     if t < 0.0 {
         return Ok(Deadline::Forever);
     }
@@ -81,6 +91,9 @@ pub fn millis(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Deadline, E
     let Some(t) = number(lua, i, func, arg)? else {
         return Ok(Deadline::Forever);
     };
+    if t == 0.0 {
+        return Ok(Deadline::Immediate);
+    }
     if t < 0.0 {
         return Ok(Deadline::Forever);
     }

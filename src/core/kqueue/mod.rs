@@ -196,7 +196,10 @@ impl Kqueue {
             return reported.map(drop);
         }
         let mut buf = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
-        let buf = &mut buf[..maxevents.min(BATCH)];
+        // One slot more than maxevents: the notify eventfd's own report can
+        // take one, and with maxevents 1 and timeout 0 it would otherwise
+        // hide an fd that is ready (found by tests/kqueue_model.rs).
+        let buf = &mut buf[..maxevents.min(BATCH - 1) + 1];
         reg.begin_call();
         let mut block = false;
         let result = loop {

@@ -16,7 +16,13 @@
 //!   NOTE_LINK when the entry is a subdirectory (the link count changes).
 //!
 //! One inotify instance per queue; several registrations of one inode share
-//! its watch descriptor.
+//! its watch descriptor. A directory's watch also reports changes to the
+//! files in it (a write, a chmod): those are no change of the directory and
+//! are dropped; only its entries coming and going count.
+//!
+//! As on BSD, a registration dies with its descriptor: the file identity
+//! (device, inode) recorded at registration tells a closed or reused fd
+//! number apart, and such a registration is dropped, not reported.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -94,8 +100,17 @@ fn drain_source(cx: &mut Ctx, hits: &mut Vec<(u64, u32)>) {
             let ev: libc::inotify_event =
                 unsafe { std::ptr::read_unaligned(buf[off..].as_ptr().cast()) };
             off += head + ev.len as usize;
-            if let Some(ids) = cx.inotify.watches.get(&ev.wd) {
-                hits.extend(ids.iter().map(|&id| (id, ev.mask)));
+            // A named event is about an entry of a watched directory.
+            let mask = if ev.len > 0 {
+                ev.mask & (DIR_CHANGES | libc::IN_ISDIR)
+            } else {
+                ev.mask
+            };
+            match cx.inotify.watches.get(&ev.wd) {
+                Some(ids) if mask & !libc::IN_ISDIR != 0 => {
+                    hits.extend(ids.iter().map(|&id| (id, mask)));
+                }
+                _ => {}
             }
             if ev.mask & libc::IN_IGNORED != 0 {
                 // The kernel removed the watch (inode freed, unmounted).
@@ -107,6 +122,8 @@ fn drain_source(cx: &mut Ctx, hits: &mut Vec<(u64, u32)>) {
 
 pub struct Vnode {
     fd: RawFd,
+    /// (device, inode) of the file watched.
+    file: (u64, u64),
     /// -1 once the kernel dropped the watch.
     wd: i32,
     /// The NOTE_* this registration selected.
@@ -119,6 +136,11 @@ pub struct Vnode {
 
 pub fn attach(cx: &mut Ctx, kn: &Info, kev: &KEvent) -> OsResult<Box<dyn Filter>> {
     let fd = sys::ident_fd(kn.ident)?;
+    Ok(Box::new(watch(cx, kn, fd, kev.fflags)?))
+}
+
+/// Watches the file `fd` names now.
+fn watch(cx: &mut Ctx, kn: &Info, fd: RawFd, fflags: u32) -> OsResult<Vnode> {
     let st = sys::fstat(fd)?;
     if st.kind() == libc::S_IFSOCK {
         return Err(OsError(libc::EINVAL));
@@ -128,36 +150,43 @@ pub fn attach(cx: &mut Ctx, kn: &Info, kev: &KEvent) -> OsResult<Box<dyn Filter>
     // SAFETY: path is a NUL-terminated string; ifd is our inotify fd.
     let wd = cvt(unsafe { libc::inotify_add_watch(ifd, path.as_ptr(), MASK) })?;
     cx.inotify.watches.entry(wd).or_default().push(kn.id);
-    Ok(Box::new(Vnode {
+    Ok(Vnode {
         fd,
+        file: st.file,
         wd,
-        want: kev.fflags & NOTES,
+        want: fflags & NOTES,
         seen: 0,
         nlink: st.nlink,
         size: st.size,
-    }))
+    })
 }
 
 impl Vnode {
-    /// The BSD notes an inotify mask stands for (see the module comment).
-    fn notes(&mut self, mask: u32) -> u32 {
-        let st = sys::fstat(self.fd).ok();
+    /// The fd's file now, if it is still the one watched (not closed, not
+    /// closed and reused for another file).
+    fn current(&self) -> Option<sys::Stat> {
+        sys::fstat(self.fd).ok().filter(|st| st.file == self.file)
+    }
+
+    /// The BSD notes an inotify mask stands for (see the module comment);
+    /// `st` is the file now.
+    fn notes(&mut self, mask: u32, st: &sys::Stat) -> u32 {
         let mut notes = 0;
         if mask & libc::IN_ATTRIB != 0 {
-            notes |= match st {
-                Some(st) if st.nlink == 0 && self.nlink > 0 => NOTE_DELETE,
-                Some(st) if st.nlink != self.nlink => NOTE_LINK,
-                _ => NOTE_ATTRIB,
+            notes |= if st.nlink == 0 && self.nlink > 0 {
+                NOTE_DELETE
+            } else if st.nlink != self.nlink {
+                NOTE_LINK
+            } else {
+                NOTE_ATTRIB
             };
         }
         if mask & libc::IN_MODIFY != 0 {
             notes |= NOTE_WRITE;
-            if let Some(st) = st {
-                if st.size > self.size {
-                    notes |= NOTE_EXTEND;
-                } else if st.size < self.size {
-                    notes |= NOTE_ATTRIB;
-                }
+            if st.size > self.size {
+                notes |= NOTE_EXTEND;
+            } else if st.size < self.size {
+                notes |= NOTE_ATTRIB;
             }
         }
         if mask & libc::IN_DELETE_SELF != 0 {
@@ -175,18 +204,32 @@ impl Vnode {
                 notes |= NOTE_LINK;
             }
         }
-        if let Some(st) = st {
-            self.nlink = st.nlink;
-            self.size = st.size;
-        }
+        self.nlink = st.nlink;
+        self.size = st.size;
         notes
     }
 }
 
 impl Filter for Vnode {
-    fn modify(&mut self, _cx: &mut Ctx, _kn: &Info, kev: &KEvent) -> OsResult<()> {
+    fn modify(&mut self, cx: &mut Ctx, kn: &Info, kev: &KEvent) -> OsResult<()> {
+        if self.current().is_none() {
+            // The old file's registration died with its fd; EV_ADD on the
+            // reused number watches the file it names now.
+            self.detach(cx, kn);
+            self.wd = -1;
+            *self = watch(cx, kn, self.fd, kev.fflags)?;
+            return Ok(());
+        }
         self.want = kev.fflags & NOTES;
         self.seen &= self.want;
+        Ok(())
+    }
+
+    fn validate(&self, _cx: &mut Ctx, _kn: &Info) -> OsResult<()> {
+        let st = sys::fstat(self.fd)?;
+        if st.file != self.file {
+            return Err(OsError(libc::ENOENT));
+        }
         Ok(())
     }
 
@@ -198,11 +241,17 @@ impl Filter for Vnode {
         if mask & libc::IN_IGNORED != 0 {
             self.wd = -1;
         }
-        self.seen |= self.notes(mask) & self.want;
+        let Some(st) = self.current() else {
+            return true; // its fd is gone: collect drops it
+        };
+        self.seen |= self.notes(mask, &st) & self.want;
         self.seen != 0
     }
 
     fn collect(&mut self, _cx: &mut Ctx, _kn: &Info) -> Collect {
+        if self.current().is_none() {
+            return Collect::Gone;
+        }
         if self.seen == 0 {
             return Collect::NotReady;
         }
@@ -240,6 +289,7 @@ impl Filter for Vnode {
 mod tests {
     use std::fs::{self, File, OpenOptions};
     use std::io::Write as _;
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::PermissionsExt;
 
     use super::super::testkit::*;
@@ -317,9 +367,47 @@ mod tests {
         assert_eq!(notes(&kq), NOTE_WRITE);
         fs::create_dir(dir.join("sub")).unwrap();
         assert_eq!(notes(&kq), NOTE_WRITE | NOTE_LINK);
+        // A change to a file in it is no change of the directory.
+        let mut x = OpenOptions::new().append(true).open(dir.join("x")).unwrap();
+        x.write_all(b"data").unwrap();
+        fs::set_permissions(dir.join("x"), fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(notes(&kq), 0);
+        drop(x);
         fs::remove_file(dir.join("x")).unwrap();
         assert_eq!(notes(&kq), NOTE_WRITE);
         drop(d);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_closed_or_reused_descriptor_takes_its_registration_with_it() {
+        let dir = temp_dir("vnode-reuse");
+        let mut a = File::create(dir.join("a")).unwrap();
+        let mut b = File::create(dir.join("b")).unwrap();
+        let kq = Kqueue::new().unwrap();
+        for readd in [false, true] {
+            let watched = File::open(dir.join("a")).unwrap();
+            let ident = fd_ident(&watched);
+            apply(&kq, &[kevd(ident, FILTER_VNODE, EV_ADD, ALL, 0)]);
+            // The number now names b (closed and reused at once).
+            // SAFETY: dup2 onto a number we own, closing its old file.
+            assert!(unsafe { libc::dup2(b.as_raw_fd(), watched.as_raw_fd()) } >= 0);
+            if readd {
+                // EV_ADD on the number watches the file it names now.
+                apply(&kq, &[kevd(ident, FILTER_VNODE, EV_ADD, ALL, 0)]);
+                a.write_all(b"old").unwrap();
+                assert_eq!(notes(&kq), 0, "a is no longer watched");
+                b.write_all(b"new").unwrap();
+                assert_eq!(notes(&kq), NOTE_WRITE | NOTE_EXTEND);
+                apply(&kq, &[kev(ident, FILTER_VNODE, EV_DELETE)]);
+            } else {
+                a.write_all(b"old").unwrap();
+                b.write_all(b"new").unwrap();
+                assert_eq!(notes(&kq), 0, "died with its descriptor");
+                let out = try_apply(&kq, &[kev(ident, FILTER_VNODE, EV_DELETE)]).unwrap();
+                assert_eq!(out[0].data, libc::ENOENT as i64);
+            }
+        }
         let _ = fs::remove_dir_all(dir);
     }
 

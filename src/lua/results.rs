@@ -1,0 +1,89 @@
+//! Result arrays of `{fd, events}` pairs, for `poll.poll` and `epoll.poll`.
+//!
+//! Ready pairs are first copied out of the object into a per-thread scratch
+//! buffer, so that no borrow of the object is held while Lua allocates (an
+//! allocation may run finalizers, which may use the object). Then either a new
+//! array is built, every table at its final size, or, in the opt-in reuse form,
+//! the caller's own array is filled in place: its pair tables are overwritten
+//! and only missing ones are created, so a steady loop allocates nothing.
+
+use std::cell::Cell;
+use std::ffi::c_int;
+
+use super::stack::{arg_error, Error, Kind, Lua};
+
+thread_local! {
+    static SCRATCH: Cell<Vec<(i64, i64)>> = const { Cell::new(Vec::new()) };
+}
+
+/// The (empty) scratch buffer to copy ready pairs into; hand it back through
+/// [`push`]. A re-entrant call simply finds it taken and starts a new one.
+pub fn scratch() -> Vec<(i64, i64)> {
+    let mut ready = SCRATCH.with(Cell::take);
+    ready.clear();
+    ready
+}
+
+/// Pushes the results (a new array, or the array at `out` refilled) and keeps
+/// the buffer for the next call.
+pub fn push(lua: &mut Lua, out: Option<c_int>, ready: Vec<(i64, i64)>) {
+    match out {
+        Some(t) => fill_pairs(lua, t, &ready),
+        None => new_pairs(lua, &ready),
+    }
+    SCRATCH.with(|s| s.set(ready));
+}
+
+/// The optional results-table argument at `i`: `None` when absent or nil.
+pub fn out_arg(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Option<c_int>, Error> {
+    match lua.kind(i) {
+        Kind::None | Kind::Nil => Ok(None),
+        Kind::Table => Ok(Some(lua.abs(i))),
+        _ => arg_error(
+            func,
+            arg,
+            format!("results table or nil expected, got {}", lua.type_name(i)),
+        ),
+    }
+}
+
+/// Pushes a new array of `{a, b}` pairs.
+fn new_pairs(lua: &mut Lua, pairs: &[(i64, i64)]) {
+    lua.new_table(pairs.len(), 0);
+    for (k, &(a, b)) in pairs.iter().enumerate() {
+        lua.new_table(2, 0);
+        lua.push_int(a);
+        lua.raw_seti(-2, 1);
+        lua.push_int(b);
+        lua.raw_seti(-2, 2);
+        lua.raw_seti(-2, k as i64 + 1);
+    }
+}
+
+/// Fills the array at `t` with the pairs, reusing its pair tables, clears the
+/// entries past the end, and pushes it.
+fn fill_pairs(lua: &mut Lua, t: c_int, pairs: &[(i64, i64)]) {
+    for (k, &(a, b)) in pairs.iter().enumerate() {
+        let k = k as i64 + 1;
+        if lua.raw_geti(t, k) != Kind::Table {
+            lua.pop(1);
+            lua.new_table(2, 0);
+            lua.push_value(-1);
+            lua.raw_seti(t, k);
+        }
+        lua.push_int(a);
+        lua.raw_seti(-2, 1);
+        lua.push_int(b);
+        lua.raw_seti(-2, 2);
+        lua.pop(1);
+    }
+    let mut k = pairs.len() as i64 + 1;
+    while lua.raw_geti(t, k) != Kind::Nil {
+        lua.pop(1);
+        lua.push_nil();
+        lua.raw_seti(t, k);
+        k += 1;
+    }
+    lua.pop(1);
+    lua.push_value(t);
+}
