@@ -258,7 +258,8 @@ print("SIGUSR2 did not kill the process")
     end
 
     local releases = {
-      ["EV_DELETE"] = "assert(kq:control({ sel.kevent(" .. SIGUSR2 .. ", sel.KQ_FILTER_SIGNAL, sel.KQ_EV_DELETE) }, 0))",
+      ["EV_DELETE"] = "assert(kq:control({ sel.kevent(" .. SIGUSR2 ..
+        ", sel.KQ_FILTER_SIGNAL, sel.KQ_EV_DELETE) }, 0))",
       ["close"] = "kq:close()",
       ["garbage collection"] = "kq = nil; collectgarbage(); collectgarbage()",
     }

@@ -169,23 +169,30 @@ impl Vnode {
     }
 
     /// The BSD notes an inotify mask stands for (see the module comment);
-    /// `st` is the file now.
+    /// `st` is the file now, maybe changed by operations whose events come
+    /// later in the batch: so the link count is taken in only with the
+    /// events that report its changes, and the size with IN_MODIFY (an
+    /// IN_MODIFY handled after an unlink must not swallow its NOTE_DELETE).
     fn notes(&mut self, mask: u32, st: &sys::Stat) -> u32 {
         let mut notes = 0;
-        if mask & libc::IN_ATTRIB != 0 {
-            notes |= if st.nlink == 0 && self.nlink > 0 {
-                NOTE_DELETE
-            } else if st.nlink != self.nlink {
-                NOTE_LINK
-            } else {
-                NOTE_ATTRIB
-            };
+        if mask & (libc::IN_ATTRIB | DIR_CHANGES) != 0 {
+            let was = std::mem::replace(&mut self.nlink, st.nlink);
+            if mask & libc::IN_ATTRIB != 0 {
+                notes |= if st.nlink == 0 && was > 0 {
+                    NOTE_DELETE
+                } else if st.nlink != was {
+                    NOTE_LINK
+                } else {
+                    NOTE_ATTRIB
+                };
+            }
         }
         if mask & libc::IN_MODIFY != 0 {
+            let was = std::mem::replace(&mut self.size, st.size);
             notes |= NOTE_WRITE;
-            if st.size > self.size {
+            if st.size > was {
                 notes |= NOTE_EXTEND;
-            } else if st.size < self.size {
+            } else if st.size < was {
                 notes |= NOTE_ATTRIB;
             }
         }
@@ -204,8 +211,6 @@ impl Vnode {
                 notes |= NOTE_LINK;
             }
         }
-        self.nlink = st.nlink;
-        self.size = st.size;
         notes
     }
 }
@@ -351,6 +356,19 @@ mod tests {
         fs::remove_file(&moved).unwrap();
         assert_eq!(notes(&kq), NOTE_DELETE, "the last link went");
         drop(f);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_write_then_the_unlink_in_one_batch_is_write_extend_delete() {
+        let dir = temp_dir("vnode-batch");
+        let path = dir.join("f");
+        let mut f = File::create(&path).unwrap();
+        let kq = Kqueue::new().unwrap();
+        apply(&kq, &[kevd(fd_ident(&f), FILTER_VNODE, EV_ADD, ALL, 0)]);
+        f.write_all(b"abc").unwrap();
+        fs::remove_file(&path).unwrap();
+        assert_eq!(notes(&kq), NOTE_WRITE | NOTE_EXTEND | NOTE_DELETE);
         let _ = fs::remove_dir_all(dir);
     }
 
