@@ -371,4 +371,35 @@ function M.write_file(path, text, mode)
   f:close()
 end
 
+--- Reaps child `child` started as popen handle `p` (util.spawn) and returns
+--- how it ended as Lua 5.4's close says it: "exit" or "signal", and the code.
+--- Uses luaposix's wait where installed (5.1 and LuaJIT's close give no
+--- status), else closes the handle (Lua 5.2+). Errors if the child was
+--- already reaped (waitpid found nothing).
+function M.reap(p, child)
+  local posix = M.posix()
+  if posix then
+    local got, how, code = require("posix.sys.wait").wait(child)
+    p:close() -- already reaped: pclose fails quietly
+    if got ~= child then
+      error("waitpid(" .. child .. ") found no child: " .. tostring(how), 2)
+    end
+    return how == "exited" and "exit" or how == "killed" and "signal" or how, code
+  end
+  if _VERSION < "Lua 5.2" then
+    error("no way to read a child's status in " .. _VERSION .. " without luaposix", 2)
+  end
+  local _, how, code = p:close()
+  return how, code
+end
+
+--- Whether signal `signo` is ignored (SigIgn) in this process: children
+--- inherit that, and a shell cannot undo it for them.
+function M.sig_ignored(signo)
+  local f = assert(io.open("/proc/" .. M.pid() .. "/status"))
+  local text = f:read("*a")
+  f:close()
+  return M.sig_in_mask(signo, assert(text:match("SigIgn:%s*(%x+)")))
+end
+
 return M
