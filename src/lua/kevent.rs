@@ -176,16 +176,41 @@ pub fn push_kevent(lua: &mut Lua, ev: KEvent, udata: Option<c_int>, mt: c_int) {
         lua,
         KeventObject {
             ev,
-            has_udata: udata.is_some(),
+            has_udata: false,
         },
         mt,
     );
-    if let Some(i) = udata {
+    set_udata(lua, -1, udata, mt);
+}
+
+/// Gives the kevent at `obj` (metatable at `mt`) the udata at stack slot
+/// `value` (none or nil: no udata).
+pub fn set_udata(lua: &mut Lua, obj: c_int, value: Option<c_int>, mt: c_int) {
+    let obj = lua.abs(obj);
+    let value = value
+        .map(|i| lua.abs(i))
+        .filter(|&i| !lua.is_none_or_nil(i));
+    if let Some(v) = value {
+        // 5.1 and 5.2 accept only a table as uservalue: keep the value in one.
         lua.new_table(1, 0);
-        lua.push_value(i);
+        lua.push_value(v);
         lua.raw_seti(-2, 1);
-        lua.set_uservalue(-2);
+        lua.set_uservalue(obj);
     }
+    if let Some(Some(o)) = lua.userdata::<KeventObject>(obj, mt) {
+        o.has_udata = value.is_some();
+    }
+}
+
+/// Overwrites the kevent at `obj` (metatable at `mt`) with `ev` and the udata
+/// at `value`; false if the value at `obj` is not a kevent.
+pub fn refill(lua: &mut Lua, obj: c_int, ev: KEvent, value: Option<c_int>, mt: c_int) -> bool {
+    match lua.userdata::<KeventObject>(obj, mt) {
+        Some(Some(o)) => o.ev = ev,
+        _ => return false,
+    }
+    set_udata(lua, obj, value, mt);
+    true
 }
 
 /// The kevent at stack slot `i`, if it is one (its metatable is upvalue 1 of
@@ -245,16 +270,7 @@ fn newindex(lua: &mut Lua) -> Ret {
         return Err(Error::Msg(format!("select.kevent has no field '{key}'")));
     };
     if k == 5 {
-        let has = !lua.is_none_or_nil(3);
-        if has {
-            lua.new_table(1, 0);
-            lua.push_value(3);
-            lua.raw_seti(-2, 1);
-            lua.set_uservalue(1);
-        }
-        if let Some(Some(o)) = lua.userdata::<KeventObject>(1, upvalue(OPEN_MT)) {
-            o.has_udata = has;
-        }
+        set_udata(lua, 1, Some(3), upvalue(OPEN_MT));
         return Ok(0);
     }
     let v = match field_value(lua, 3, k) {

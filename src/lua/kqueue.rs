@@ -15,6 +15,7 @@ use super::class::{
 };
 use super::fdarg::fd_arg;
 use super::kevent::{self, push_kevent};
+use super::results;
 use super::stack::{arg_error, cfn, upvalue, Error, Kind, Lua, Ret, REGISTRY};
 use super::timeout::{self, Negative};
 use crate::core::kqueue::{KEvent, Kqueue};
@@ -91,6 +92,54 @@ fn push_store(lua: &mut Lua, id: u64) {
     lua.remove(stores);
 }
 
+/// Pushes the events as kevents: a new array, or (the opt-in reuse form) the
+/// caller's array at `results` refilled, its kevents overwritten in place and
+/// its entries past the end cleared, so a steady loop allocates nothing but
+/// the udata holders.
+fn push_events(lua: &mut Lua, events: &[KEvent], store: c_int, results: Option<c_int>) {
+    let t = match results {
+        Some(t) => t,
+        None => {
+            lua.new_table(events.len(), 0);
+            lua.top()
+        }
+    };
+    let mt = upvalue(KEVENT_MT);
+    for (k, ev) in events.iter().enumerate() {
+        let k = k as i64 + 1;
+        let mut ev = *ev;
+        let token = std::mem::take(&mut ev.udata);
+        let udata = (token != 0).then(|| {
+            lua.raw_geti(store, token as i64);
+            lua.top()
+        });
+        let reused = results.is_some() && {
+            lua.raw_geti(t, k);
+            let ok = kevent::refill(lua, -1, ev, udata, mt);
+            lua.pop(1);
+            ok
+        };
+        if !reused {
+            push_kevent(lua, ev, udata, mt);
+            lua.raw_seti(t, k);
+        }
+        if udata.is_some() {
+            lua.pop(1);
+        }
+    }
+    if results.is_some() {
+        let mut k = events.len() as i64 + 1;
+        while lua.raw_geti(t, k) != Kind::Nil {
+            lua.pop(1);
+            lua.push_nil();
+            lua.raw_seti(t, k);
+            k += 1;
+        }
+        lua.pop(1);
+        lua.push_value(t);
+    }
+}
+
 /// `select.kqueue()`, through the `select.kqueue` table's `__call`.
 pub fn new(lua: &mut Lua) -> Ret {
     match Kqueue::new() {
@@ -147,11 +196,13 @@ fn control(lua: &mut Lua) -> Ret {
         3,
         Negative::Reject("timeout must be positive or nil"),
     )?;
+    let results = results::out_arg(lua, 5, "control", 4);
     let mut changes = std::mem::take(&mut usable(lua, "control")?.changes);
+    let results = results?;
     changes.clear();
-    lua.set_top(4);
-    lua.get_uservalue(1); // slot 5: the udata store
-    let store = 5;
+    lua.set_top(5);
+    lua.get_uservalue(1); // slot 6: the udata store
+    let store = 6;
     if kind == Kind::Table {
         let n = lua.raw_len(2);
         for i in 1..=n {
@@ -184,22 +235,7 @@ fn control(lua: &mut Lua) -> Ret {
     obj.kq.take_released(&mut released);
     let n = match result {
         Ok(()) => {
-            lua.new_table(out.len(), 0);
-            for (k, ev) in out.iter().enumerate() {
-                let mut ev = *ev;
-                let token = std::mem::take(&mut ev.udata);
-                let udata = if token != 0 {
-                    lua.raw_geti(store, token as i64);
-                    Some(lua.top())
-                } else {
-                    None
-                };
-                push_kevent(lua, ev, udata, upvalue(KEVENT_MT));
-                if udata.is_some() {
-                    lua.remove(-2);
-                }
-                lua.raw_seti(-2, k as i64 + 1);
-            }
+            push_events(lua, &out, store, results);
             1
         }
         Err(e) => {
