@@ -18,4 +18,8 @@ if [ "$profile" = release ]; then flag=--release; else flag=; fi
 cargo build --quiet --manifest-path "$here/Cargo.toml" --lib $flag \
   --no-default-features --features "$feature" --target-dir "$target"
 mkdir -p "$out"
-cp "$target/$( [ "$profile" = release ] && echo release || echo debug )/libselect.so" "$out/select.so"
+# Copy then rename: a process that has the old select.so mapped keeps it intact
+# (overwriting a loaded shared object in place can crash that process).
+src="$target/$( [ "$profile" = release ] && echo release || echo debug )/libselect.so"
+cp "$src" "$out/.select.so.$$"
+mv -f "$out/.select.so.$$" "$out/select.so"

@@ -15,7 +15,7 @@
 --   method returning a descriptor.
 --
 -- Registering a file object gives a *key*, a plain table
--- `{fileobj = <the object>, fd = <its descriptor>, events = <mask>, data = <any>}`
+-- `{fileobj = obj, fd = its_descriptor, events = mask, data = any_value}`
 -- that `select` hands back with the events that are ready. Keys are snapshots:
 -- `modify` returns a new key and leaves the old one as it was. Treat them as
 -- read-only.
@@ -126,9 +126,7 @@ local function raise(fname, argn, msg)
   error(format("bad argument #%d to '%s' (%s)", argn, fname, msg), 0)
 end
 
-----------------------------------------------------------------------------
--- File objects -> descriptors.
-----------------------------------------------------------------------------
+-- File objects -> descriptors. ================================
 
 local function get_field(obj, name)
   return obj[name]
@@ -204,9 +202,7 @@ function M.fileobj_to_fd(fileobj)
   return to_fd(fileobj)
 end
 
-----------------------------------------------------------------------------
--- Keys.
-----------------------------------------------------------------------------
+-- Keys. =======================================================
 
 local KEY_MT = {
   __tostring = function(k)
@@ -219,9 +215,7 @@ local function new_key(fileobj, fd, events, data)
   return setmetatable({ fileobj = fileobj, fd = fd, events = events, data = data }, KEY_MT)
 end
 
-----------------------------------------------------------------------------
--- The read-only map view (get_map).
-----------------------------------------------------------------------------
+-- The read-only map view (get_map). ===========================
 
 -- On 5.1 and LuaJIT `__len` only works for userdata: the view is a newproxy
 -- there, a table elsewhere.
@@ -276,9 +270,7 @@ local function new_view(sel)
   return setmetatable({}, mt)
 end
 
-----------------------------------------------------------------------------
--- The shared part of every selector.
-----------------------------------------------------------------------------
+-- The shared part of every selector. ==========================
 
 --- A selector object (all classes have these methods).
 -- @type Selector
@@ -418,6 +410,12 @@ end
 --   if events >= 2 then on_writable(key) end
 -- end
 
+--- The epoll or kqueue descriptor (`EpollSelector` and `KqueueSelector` only;
+-- the other classes have no `fileno`, as in Python).
+-- @function Selector:fileno
+-- @treturn integer the descriptor
+-- @raise if the selector is closed
+
 --- The key of a registered file object.
 -- @param fileobj a registered file object
 -- @treturn table its key
@@ -464,9 +462,7 @@ function Selector._mod() return true end
 function Selector._del() end
 function Selector._close() end
 
-----------------------------------------------------------------------------
--- Classes.
-----------------------------------------------------------------------------
+-- Classes. ====================================================
 
 local function class(name, init)
   local C = {}
@@ -523,11 +519,14 @@ local function pairs_to_keys(res, fd_to_key)
   return res
 end
 
---- `select.select`-based selector: no limit on descriptor numbers (the native
--- `select` has none), cost proportional to the number of registered objects.
+--- The selector classes. Calling one creates a selector; each class is also
+-- the metatable of its selectors (`getmetatable(sel) == selectors.PollSelector`).
+-- All have the methods of `Selector`.
 -- @section classes
 
---- Creates a selector on `select.select`.
+--- Creates a selector on `select.select`. It has no limit on descriptor
+-- numbers (the native `select` has none); each call costs in proportion to
+-- the number of registered objects.
 -- @function SelectSelector
 -- @return a `Selector`
 -- @usage local sel = selectors.SelectSelector()
@@ -715,10 +714,6 @@ if native_epoll then
     self._poller = nil
   end
 
-  --- The epoll or kqueue descriptor (`EpollSelector` and `KqueueSelector` only).
-  -- @function Selector:fileno
-  -- @treturn integer the descriptor
-  -- @raise if the selector is closed
   function EpollSelector:fileno()
     check_open(self)
     return self._poller:fileno()
