@@ -118,7 +118,7 @@ impl Registry {
     /// registration (whose removal will release it).
     fn apply(&mut self, ch: &KEvent, stored: &mut bool) -> OsResult<()> {
         let spec = filter::spec(ch.filter)?;
-        let existing = self.index.get(&(ch.ident, ch.filter)).copied();
+        let mut existing = self.index.get(&(ch.ident, ch.filter)).copied();
         if spec.takes_fd {
             if let Err(e) = sys::ident_fd(ch.ident).and_then(sys::check_fd) {
                 // A closed descriptor takes its registrations with it.
@@ -126,6 +126,18 @@ impl Registry {
                     self.remove(id);
                 }
                 return Err(e);
+            }
+            // Closed and reused: the registration died with the old file, so
+            // this change meets none (EV_ADD|EV_DELETE then does nothing, as
+            // for any missing one, instead of failing with ENOENT; found by
+            // tests/kqueue_model.rs).
+            let stale = existing
+                .and_then(|id| self.knotes.get(&id))
+                .is_some_and(|kn| {
+                    kn.imp.validate(&mut self.cx, &kn.info) == Err(OsError(libc::ENOENT))
+                });
+            if stale {
+                self.remove(existing.take().unwrap_or_default());
             }
         }
         let Some(id) = existing else {

@@ -187,6 +187,8 @@ fn unsubscribe(sub: &Arc<Sub>) {
     h.drain();
     if h.subs.is_empty() {
         h.fd = None;
+        // Free the buffer too (see Kqueue::finish: statics outlive dlclose).
+        h.subs = Vec::new();
     } else {
         let mask = h.mask();
         let _ = h.set_mask(&mask);
