@@ -301,7 +301,16 @@ function Selector:_lookup_key(fileobj)
   return nil
 end
 
+-- A method called on something that is no selector (s.select("x") instead of
+-- s:select()) raises at once, as Python's TypeError does, instead of acting on nil.
+local function check_self(self, fname)
+  if type(self) ~= "table" or self._fd_to_key == nil then
+    error(("calling '%s' on bad self (selector expected, got %s)"):format(fname, type(self)), 3)
+  end
+end
+
 local function check_open(self)
+  check_self(self, "method")
   if self._closed then error(CLOSED, 0) end
 end
 
@@ -608,6 +617,7 @@ local function select_with_bad_fds(self)
 end
 
 function SelectSelector:select(timeout)
+  check_self(self, "select")
   if self._closed then error(CLOSED, 0) end
   if timeout ~= nil then
     if timeout ~= timeout or type(timeout) ~= "number" then check_timeout(timeout) end
@@ -671,6 +681,7 @@ function PollSelector:_close()
 end
 
 function PollSelector:select(timeout)
+  check_self(self, "select")
   local p = self._poller
   if not p then error(CLOSED, 0) end
   if timeout ~= nil then
@@ -720,6 +731,7 @@ if native_epoll then
   end
 
   function EpollSelector:select(timeout)
+    check_self(self, "select")
     local ep = self._poller
     if not ep then error(CLOSED, 0) end
     if timeout ~= nil then
@@ -813,6 +825,7 @@ if native_kqueue and native_kevent then
   end
 
   function KqueueSelector:select(timeout)
+    check_self(self, "select")
     local kq = self._poller
     if not kq then error(CLOSED, 0) end
     if timeout ~= nil then
