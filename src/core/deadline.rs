@@ -44,6 +44,11 @@ impl Deadline {
     /// Time left in whole milliseconds for `poll(2)`/`epoll_wait(2)`, rounded up
     /// so that a wait never ends before the deadline; -1 means forever.
     pub fn remaining_ms(&self) -> libc::c_int {
+        match *self {
+            Deadline::Immediate => return 0,
+            Deadline::Forever => return -1,
+            Deadline::At(_) => {}
+        }
         match self.remaining() {
             None => -1,
             Some(d) => {

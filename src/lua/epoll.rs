@@ -115,15 +115,21 @@ fn unregister(lua: &mut Lua) -> Ret {
 
 fn poll(lua: &mut Lua) -> Ret {
     let deadline = timeout::seconds_as_ms(lua, 2, "poll", 1)?;
-    let maxevents = int_arg(
-        lua,
-        3,
-        "poll",
-        2,
-        i32::MIN as i64,
-        i32::MAX as i64,
-        Some(-1),
-    )?;
+    // The usual call is ep:poll(t): skip the optional arguments' checks.
+    let top = lua.top();
+    let maxevents = if top < 3 {
+        -1
+    } else {
+        int_arg(
+            lua,
+            3,
+            "poll",
+            2,
+            i32::MIN as i64,
+            i32::MAX as i64,
+            Some(-1),
+        )?
+    };
     let maxevents = match maxevents {
         -1 => None,
         n if n > 0 => Some(n as usize),
@@ -135,7 +141,11 @@ fn poll(lua: &mut Lua) -> Ret {
             )
         }
     };
-    let out = results::out_arg(lua, 4, "poll", 3);
+    let out = if top < 4 {
+        Ok(None)
+    } else {
+        results::out_arg(lua, 4, "poll", 3)
+    };
     let obj = this::<EpollObject>(lua, &CLASS, "poll")?;
     let out = out?;
     if let Err(e) = obj.ep.wait(deadline, maxevents) {

@@ -100,7 +100,11 @@ fn unregister(lua: &mut Lua) -> Ret {
 
 fn poll(lua: &mut Lua) -> Ret {
     let deadline = timeout::millis(lua, 2, "poll", 1)?;
-    let out = results::out_arg(lua, 3, "poll", 2);
+    let out = if lua.top() < 3 {
+        Ok(None)
+    } else {
+        results::out_arg(lua, 3, "poll", 2)
+    };
     let obj = this::<PollObject>(lua, &CLASS, "poll")?;
     let out = out?;
     if let Err(e) = obj.set.poll(deadline) {
