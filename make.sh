@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 
 LUAS="lua5.1 lua5.2 lua5.3 lua5.4 luajit"
-PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-socket lua-posix lua-check lua-ldoc gcc make git curl ca-certificates"
+PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-socket lua-posix lua-check lua-ldoc lua-discount gcc make git curl ca-certificates"
 
 say() { printf '== %s\n' "$*"; }
 
@@ -103,6 +103,12 @@ test_all() {
   echo "$p of $((p + q)) luarocks checks ok"
   if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
   add "$p" "$q"
+
+  say "reference docs: ldoc builds without warnings, links resolve, examples run (scripts/check-docs.sh)"
+  rc=0
+  out=$(scripts/check-docs.sh --examples 2>&1) || rc=$?
+  printf '%s\n' "$out" | tail -20
+  if [ "$rc" = 0 ]; then add 1 0; else add 0 1; fi
 
   echo "$passed passed, $failed failed"
   [ "$failed" = 0 ]
