@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use super::{fdtable::FdTable, signal::SignalWatch, sys, vnode::Inotify};
 use crate::core::error::{OsError, OsResult};
-use crate::core::fdhash::FdHash;
 
 /// Reads a shared source (inotify, the signalfd) and says which
 /// registrations it concerns: `(knote id, hint)` pairs.
@@ -17,10 +16,6 @@ pub type SourceFn = fn(&mut Ctx, &mut Vec<(u64, u32)>);
 /// What an epoll token stands for. Tokens are never reused, so a report for
 /// something deleted meanwhile (another thread, a stale epoll entry) finds
 /// nothing and is dropped.
-///
-/// User fds (by far the most registrations) take no table entry: their
-/// tokens carry the fd number (see `fd_token`), and fdtable::dispatch checks
-/// the token against the fd's entry.
 #[derive(Clone, Copy)]
 pub enum Target {
     /// A resource owned by one registration (timerfd, pidfd).
@@ -38,16 +33,8 @@ pub struct Ctx {
     /// Readable while the queue has events no kernel fd reports by itself
     /// (see Registry::refresh_notify); shared with the signal hub.
     pub notify: Arc<OwnedFd>,
-    /// The notify eventfd is known to be readable: we wrote it and nobody
-    /// has read it since.
-    pub notify_set: bool,
-    /// The notify eventfd may be readable without `notify_set` (epoll said
-    /// so, or a signal subscription was just dropped): drain it at the next
-    /// refresh.
-    pub notify_stale: bool,
-    targets: HashMap<u64, Target, FdHash>,
+    targets: HashMap<u64, Target>,
     next_token: u64,
-    next_fd_token: u64,
     pub fds: FdTable,
     pub inotify: Inotify,
     pub signals: SignalWatch,
@@ -56,19 +43,11 @@ pub struct Ctx {
     /// Incremented for each batch of epoll reports, so that fd filters can
     /// tell a fresh report from an old one.
     pub round: u64,
+    /// Level-mode fd entries reported in this round, re-armed after delivery.
+    pub rearm: Vec<(RawFd, u64)>,
 }
 
-const FD_TOKEN: u64 = 1 << 63;
-const FD_SHIFT: u32 = 33;
-const FD_NUMBER: u64 = (1 << 30) - 1;
-const FD_COUNT: u64 = (1 << FD_SHIFT) - 1;
-
-/// The notify eventfd's report: Registry::refresh_notify reads its state.
-fn notify_source(cx: &mut Ctx, _: &mut Vec<(u64, u32)>) {
-    if !cx.notify_set {
-        cx.notify_stale = true;
-    }
-}
+fn noop_source(_: &mut Ctx, _: &mut Vec<(u64, u32)>) {}
 
 impl Ctx {
     pub fn new(epfd: RawFd) -> OsResult<Ctx> {
@@ -76,18 +55,17 @@ impl Ctx {
         let mut cx = Ctx {
             epfd,
             notify,
-            notify_set: false,
-            notify_stale: false,
-            targets: HashMap::default(),
+            targets: HashMap::new(),
             next_token: 1,
-            next_fd_token: 1,
             fds: FdTable::default(),
             inotify: Inotify::default(),
             signals: SignalWatch::default(),
             doomed: Vec::new(),
             round: 0,
+            rearm: Vec::new(),
         };
-        let token = cx.add_target(Target::Source(notify_source));
+        // Its state is read by Registry::refresh_notify, not by a source.
+        let token = cx.add_target(Target::Source(noop_source));
         let fd = cx.notify.as_raw_fd();
         epoll_add(epfd, fd, libc::EPOLLIN as u32, token)?;
         Ok(cx)
@@ -101,24 +79,11 @@ impl Ctx {
         token
     }
 
-    /// A fresh token for the fd entry of `fd` (no table entry: the token
-    /// says `Target::Fd(fd)` by itself). Its top bit marks it; the next 30
-    /// bits hold the fd (Linux caps descriptors below 2^30, fs.nr_open); the
-    /// low 33 bits count, so a token repeats only after 2^33 fd entries.
-    pub fn fd_token(&mut self, fd: RawFd) -> u64 {
-        let n = self.next_fd_token & FD_COUNT;
-        self.next_fd_token += 1;
-        FD_TOKEN | ((fd as u64 & FD_NUMBER) << FD_SHIFT) | n
-    }
-
     pub fn forget_target(&mut self, token: u64) {
         self.targets.remove(&token);
     }
 
     pub fn target(&self, token: u64) -> Option<Target> {
-        if token & FD_TOKEN != 0 {
-            return Some(Target::Fd(((token >> FD_SHIFT) & FD_NUMBER) as RawFd));
-        }
         self.targets.get(&token).copied()
     }
 }

@@ -22,12 +22,11 @@ use std::marker::PhantomData;
 use std::os::fd::RawFd;
 
 use super::consts::*;
-use super::ctx::{self, Ctx};
+use super::ctx::{self, Ctx, Target};
 use super::filter::{Collect, Filter, Info, Ready};
 use super::sys::{self, Stat};
 use super::KEvent;
 use crate::core::error::{OsError, OsResult};
-use crate::core::fdhash::FdHash;
 
 /// What distinguishes READ from WRITE.
 pub trait Direction: Send + 'static {
@@ -39,39 +38,9 @@ pub trait Direction: Send + 'static {
     /// epoll always reports them, and BSD reports EOF through the filter).
     const READY: u32;
     /// The event for a pollable fd that `revents` says is ready.
-    fn measure(fd: RawFd, kind: &mut Kind, revents: u32, sock_err: &mut i32) -> Ready;
+    fn measure(fd: RawFd, st: &Stat, revents: u32, sock_err: &mut i32) -> Ready;
     /// The event for an fd epoll cannot watch (always ready).
     fn always(fd: RawFd, st: &Stat) -> Ready;
-}
-
-/// What kind of file an fd entry names, learnt once when it is registered
-/// (fstat at EV_ADD) instead of on every event.
-#[derive(Clone, Copy, Debug)]
-pub struct Kind {
-    /// `st_mode & S_IFMT`.
-    pub mode: u32,
-    /// For a socket: whether it is listening (SO_ACCEPTCONN), asked on its
-    /// first READ event after each EV_ADD and kept.
-    listening: Option<bool>,
-}
-
-impl Kind {
-    fn new(st: &Stat) -> Kind {
-        Kind {
-            mode: st.kind(),
-            listening: None,
-        }
-    }
-
-    /// A listening socket (false for anything but a socket).
-    pub fn listening(&mut self, fd: RawFd) -> bool {
-        if self.mode != libc::S_IFSOCK {
-            return false;
-        }
-        *self.listening.get_or_insert_with(|| {
-            sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN) == Ok(1)
-        })
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -85,10 +54,6 @@ struct Slot {
 struct FdEntry {
     file: (u64, u64),
     token: u64,
-    kind: Kind,
-    /// The round (Ctx::round) in which a report re-armed the entry, which
-    /// also proved the fd still names `file` (see `dispatch`).
-    checked: u64,
     /// False when epoll refused the fd (regular file): always ready.
     pollable: bool,
     /// In the epoll set right now.
@@ -118,7 +83,7 @@ impl FdEntry {
 
 #[derive(Default)]
 pub struct FdTable {
-    map: HashMap<RawFd, FdEntry, FdHash>,
+    map: HashMap<RawFd, FdEntry>,
 }
 
 /// Makes `fd`'s entry describe the file the fd names now. If the number was
@@ -126,25 +91,22 @@ pub struct FdTable {
 /// than `id`, which is being re-added) and the entry starts afresh.
 fn claim(cx: &mut Ctx, fd: RawFd, id: u64) -> OsResult<()> {
     let st = sys::fstat(fd)?;
-    if let Some(e) = cx.fds.map.get_mut(&fd) {
+    if let Some(e) = cx.fds.map.get(&fd) {
         if e.file == st.file {
-            // Re-added: learn the kind afresh (a socket may listen now).
-            e.kind = Kind::new(&st);
             return Ok(());
         }
     }
     if let Some(old) = cx.fds.map.remove(&fd) {
         // Its epoll entry went with the old file (or lingers, disarmed, keyed
-        // by a token no entry has any more).
+        // by a token nothing maps any more).
+        cx.forget_target(old.token);
         let stale = old.slots.iter().flatten().filter(|s| s.id != id);
         cx.doomed.extend(stale.map(|s| s.id));
     }
-    let token = cx.fd_token(fd);
+    let token = cx.add_target(Target::Fd(fd));
     let entry = FdEntry {
         file: st.file,
         token,
-        kind: Kind::new(&st),
-        checked: 0,
         pollable: true,
         registered: false,
         edge: false,
@@ -164,6 +126,7 @@ fn set_slot(cx: &mut Ctx, fd: RawFd, index: usize, slot: Option<Slot>) -> OsResu
         if e.registered {
             ctx::epoll_del(cx.epfd, fd);
         }
+        cx.forget_target(e.token);
         return Ok(());
     }
     let result = sync(cx.epfd, fd, &mut e);
@@ -204,33 +167,37 @@ fn sync(epfd: RawFd, fd: RawFd, e: &mut FdEntry) -> OsResult<()> {
 }
 
 /// An epoll report for an fd entry: the registrations it concerns.
-///
-/// A level-mode (EPOLLONESHOT) entry is re-armed here, at once: the kernel
-/// reports it again in a later wait while it stays ready, and the result
-/// proves that the fd number still names the file the entry was made for
-/// (epoll finds entries by file and number), which spares `collect` an
-/// fstat. An entry whose fd was closed (EBADF) or now names a file outside
-/// the set (ENOENT) is stale: its registrations go, undelivered, as BSD
-/// drops knotes with their descriptor; disarmed, it never fires again.
 pub fn dispatch(cx: &mut Ctx, fd: RawFd, token: u64, revents: u32, hits: &mut Vec<(u64, u32)>) {
-    let Some(e) = cx.fds.map.get_mut(&fd) else {
-        return;
-    };
+    let Some(e) = cx.fds.map.get(&fd) else { return };
     if e.token != token {
         return;
     }
+    hits.extend(e.slots.iter().flatten().map(|s| (s.id, revents)));
     if e.registered && !e.edge {
-        if let Some((events, _)) = e.wanted() {
-            if sys::epoll_ctl(cx.epfd, libc::EPOLL_CTL_MOD, fd, events, token).is_err() {
-                e.registered = false;
-                let ids = e.slots.iter().flatten().map(|s| s.id);
-                cx.doomed.extend(ids);
-                return;
-            }
-            e.checked = cx.round;
+        cx.rearm.push((fd, token));
+    }
+}
+
+/// Re-arms the EPOLLONESHOT entries reported in this round. One whose fd was
+/// closed (EBADF) or now names a file outside the set (ENOENT) is stale: its
+/// registrations go, as BSD drops knotes with their descriptor.
+pub fn rearm_all(cx: &mut Ctx) {
+    for (fd, token) in std::mem::take(&mut cx.rearm) {
+        let Some(e) = cx.fds.map.get_mut(&fd) else {
+            continue;
+        };
+        if e.token != token || !e.registered || e.edge {
+            continue;
+        }
+        let Some((events, _)) = e.wanted() else {
+            continue;
+        };
+        if sys::epoll_ctl(cx.epfd, libc::EPOLL_CTL_MOD, fd, events, token).is_err() {
+            e.registered = false;
+            let ids: Vec<u64> = e.slots.iter().flatten().map(|s| s.id).collect();
+            cx.doomed.extend(ids);
         }
     }
-    hits.extend(e.slots.iter().flatten().map(|s| (s.id, revents)));
 }
 
 /// A READ or WRITE registration.
@@ -294,24 +261,16 @@ impl<D: Direction> Filter for FdFilter<D> {
     }
 
     fn collect(&mut self, cx: &mut Ctx, _kn: &Info) -> Collect {
-        let round = cx.round;
-        let Some(e) = cx.fds.map.get_mut(&self.fd) else {
+        let Ok(st) = sys::fstat(self.fd) else {
             return Collect::Gone;
         };
-        let fresh = self.round == round && self.revents != 0;
-        if !(fresh && e.checked == round) {
-            // Not proved by this round's re-arm: is it still the same file?
-            let Ok(st) = sys::fstat(self.fd) else {
-                return Collect::Gone;
-            };
-            if e.file != st.file {
-                return Collect::Gone;
-            }
-            if !e.pollable {
-                return Collect::Ready(D::always(self.fd, &st));
-            }
+        let Some(e) = cx.fds.map.get(&self.fd).filter(|e| e.file == st.file) else {
+            return Collect::Gone;
+        };
+        if !e.pollable {
+            return Collect::Ready(D::always(self.fd, &st));
         }
-        let revents = if fresh {
+        let revents = if self.round == cx.round && self.revents != 0 {
             self.revents
         } else {
             // Not reported in this round: ask the fd itself.
@@ -323,12 +282,7 @@ impl<D: Direction> Filter for FdFilter<D> {
         if revents & D::READY == 0 {
             return Collect::NotReady;
         }
-        Collect::Ready(D::measure(
-            self.fd,
-            &mut e.kind,
-            revents,
-            &mut self.sock_err,
-        ))
+        Collect::Ready(D::measure(self.fd, &st, revents, &mut self.sock_err))
     }
 
     fn delivered(&mut self, cx: &mut Ctx, kn: &Info) -> bool {
@@ -358,7 +312,9 @@ impl<D: Direction> Filter for FdFilter<D> {
             .is_some_and(|e| e.slots.iter().all(Option::is_none))
         {
             // Claimed by attach but never armed (arm failed): no epoll entry.
-            cx.fds.map.remove(&self.fd);
+            if let Some(e) = cx.fds.map.remove(&self.fd) {
+                cx.forget_target(e.token);
+            }
         }
     }
 }

@@ -11,7 +11,7 @@
 use std::os::fd::RawFd;
 
 use super::consts::*;
-use super::fdtable::{Direction, Kind};
+use super::fdtable::Direction;
 use super::filter::Ready;
 use super::sys::{self, Stat};
 
@@ -27,9 +27,9 @@ impl Direction for Read {
     const INTEREST: u32 = EPOLLIN | EPOLLRDHUP;
     const READY: u32 = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 
-    fn measure(fd: RawFd, kind: &mut Kind, revents: u32, sock_err: &mut i32) -> Ready {
-        let socket = kind.mode == libc::S_IFSOCK;
-        if kind.listening(fd) {
+    fn measure(fd: RawFd, st: &Stat, revents: u32, sock_err: &mut i32) -> Ready {
+        let socket = st.kind() == libc::S_IFSOCK;
+        if socket && listening(fd) {
             // TCP tells the accept queue length; for other listeners (AF_UNIX)
             // a readable listener has at least one connection waiting.
             let waiting = sys::tcp_accept_backlog(fd).map_or(0, i64::from);
@@ -69,6 +69,10 @@ impl Direction for Read {
             ..Ready::default()
         }
     }
+}
+
+fn listening(fd: RawFd) -> bool {
+    sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN) == Ok(1)
 }
 
 #[cfg(test)]

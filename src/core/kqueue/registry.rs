@@ -18,7 +18,6 @@ use super::ctx::{Ctx, Target};
 use super::filter::{self, Collect, Filter, Info};
 use super::{fdtable, sys, KEvent};
 use crate::core::error::{OsError, OsResult};
-use crate::core::fdhash::FdHash;
 
 /// Flags a registration keeps from the change that made it: behaviour bits,
 /// not actions and not the kernel's answer bits.
@@ -36,8 +35,8 @@ struct Knote {
 
 pub struct Registry {
     pub cx: Ctx,
-    knotes: HashMap<u64, Knote, FdHash>,
-    index: HashMap<(u64, i16), u64, FdHash>,
+    knotes: HashMap<u64, Knote>,
+    index: HashMap<(u64, i16), u64>,
     /// Registrations that may have an event, in delivery order. Entries of
     /// removed registrations are skipped.
     active: Vec<u64>,
@@ -48,10 +47,6 @@ pub struct Registry {
     next_id: u64,
     /// Counts `control` calls that collect events.
     call: u64,
-    /// Buffers kept between calls (absorb's hits, scan's lists), so that a
-    /// busy queue does not allocate on every call.
-    hits: Vec<(u64, u32)>,
-    spare: [Vec<u64>; 2],
 }
 
 /// EV_ENABLE wins over EV_DISABLE, as in FreeBSD; EV_ADD enables unless
@@ -70,15 +65,13 @@ impl Registry {
     pub fn new(epfd: RawFd) -> OsResult<Registry> {
         Ok(Registry {
             cx: Ctx::new(epfd)?,
-            knotes: HashMap::default(),
-            index: HashMap::default(),
+            knotes: HashMap::new(),
+            index: HashMap::new(),
             active: Vec::new(),
             async_ids: Vec::new(),
             released: Vec::new(),
             next_id: 1,
             call: 0,
-            hits: Vec::new(),
-            spare: [Vec::new(), Vec::new()],
         })
     }
 
@@ -126,32 +119,25 @@ impl Registry {
     fn apply(&mut self, ch: &KEvent, stored: &mut bool) -> OsResult<()> {
         let spec = filter::spec(ch.filter)?;
         let mut existing = self.index.get(&(ch.ident, ch.filter)).copied();
-        // The registration's `validate` result, once asked.
-        let mut checked = None;
         if spec.takes_fd {
-            let fd = sys::ident_fd(ch.ident);
-            // The fd filters' validate fails with EBADF for a closed fd: no
-            // separate check (fcntl) needed.
-            if let Some(kn) = existing.and_then(|id| self.knotes.get(&id)) {
-                match fd.and_then(|_| kn.imp.validate(&mut self.cx, &kn.info)) {
-                    // Closed and reused: the registration died with the old
-                    // file, so this change meets none (EV_ADD|EV_DELETE then
-                    // does nothing, as for any missing one, instead of
-                    // failing with ENOENT; found by tests/kqueue_model.rs).
-                    Err(OsError(libc::ENOENT)) => {
-                        self.remove(existing.take().unwrap_or_default());
-                    }
-                    // A closed descriptor takes its registrations with it.
-                    Err(e @ OsError(libc::EBADF)) => {
-                        self.remove(existing.unwrap_or_default());
-                        return Err(e);
-                    }
-                    other => checked = Some(other),
+            if let Err(e) = sys::ident_fd(ch.ident).and_then(sys::check_fd) {
+                // A closed descriptor takes its registrations with it.
+                if let Some(id) = existing {
+                    self.remove(id);
                 }
+                return Err(e);
             }
-            // A new registration's attach fails with EBADF by itself.
-            if existing.is_none() && ch.flags & (EV_ADD | EV_DELETE) != EV_ADD {
-                fd.and_then(sys::check_fd)?;
+            // Closed and reused: the registration died with the old file, so
+            // this change meets none (EV_ADD|EV_DELETE then does nothing, as
+            // for any missing one, instead of failing with ENOENT; found by
+            // tests/kqueue_model.rs).
+            let stale = existing
+                .and_then(|id| self.knotes.get(&id))
+                .is_some_and(|kn| {
+                    kn.imp.validate(&mut self.cx, &kn.info) == Err(OsError(libc::ENOENT))
+                });
+            if stale {
+                self.remove(existing.take().unwrap_or_default());
             }
         }
         let Some(id) = existing else {
@@ -162,10 +148,9 @@ impl Registry {
             };
         };
         if ch.flags & EV_DELETE != 0 {
-            let valid = match (checked, self.knotes.get(&id)) {
-                (Some(valid), _) => valid,
-                (None, Some(kn)) => kn.imp.validate(&mut self.cx, &kn.info),
-                (None, None) => Ok(()),
+            let valid = match self.knotes.get(&id) {
+                Some(kn) => kn.imp.validate(&mut self.cx, &kn.info),
+                None => Ok(()),
             };
             self.remove(id);
             return valid;
@@ -184,7 +169,7 @@ impl Registry {
                 self.released.push(old);
             }
         } else {
-            let checked = checked.unwrap_or_else(|| kn.imp.validate(&mut self.cx, &kn.info));
+            let checked = kn.imp.validate(&mut self.cx, &kn.info);
             if let Err(e) = checked.and_then(|()| kn.imp.touch(&mut self.cx, &kn.info, ch)) {
                 if e == OsError(libc::ENOENT) || e == OsError(libc::EBADF) {
                     self.remove(id); // it named a closed descriptor
@@ -257,8 +242,6 @@ impl Registry {
         }
         if kn.imp.is_async() {
             self.async_ids.retain(|&a| a != id);
-            // The hub may have written the eventfd for it.
-            self.cx.notify_stale = true;
         }
     }
 
@@ -282,7 +265,7 @@ impl Registry {
     /// fd entry or a shared source, which say which registrations it concerns.
     pub fn absorb(&mut self, reports: &[libc::epoll_event]) {
         self.cx.round += 1;
-        let mut hits = std::mem::take(&mut self.hits);
+        let mut hits = Vec::new();
         for report in reports {
             // Copy out of the (packed) struct before use.
             let (token, revents) = (report.u64, report.events);
@@ -295,7 +278,7 @@ impl Registry {
                 None => {} // deleted meanwhile, or a stale epoll entry
             }
         }
-        for (id, hint) in hits.drain(..) {
+        for (id, hint) in hits {
             let Some(kn) = self.knotes.get_mut(&id) else {
                 continue;
             };
@@ -303,7 +286,6 @@ impl Registry {
                 self.activate(id);
             }
         }
-        self.hits = hits;
         self.reap();
     }
 
@@ -326,12 +308,10 @@ impl Registry {
                 self.activate(id);
             }
         }
-        let mut list = std::mem::take(&mut self.active);
-        // No room left: first in line next time.
-        let mut unseen = std::mem::take(&mut self.spare[0]);
-        // Delivered, still active: to the back.
-        let mut again = std::mem::take(&mut self.spare[1]);
-        for id in list.drain(..) {
+        let list = std::mem::take(&mut self.active);
+        let mut unseen = Vec::new(); // no room left: first in line next time
+        let mut again = Vec::new(); // delivered, still active: to the back
+        for id in list {
             let Some(kn) = self.knotes.get_mut(&id) else {
                 continue;
             };
@@ -390,14 +370,15 @@ impl Registry {
         unseen.append(&mut again);
         unseen.append(&mut self.active);
         self.active = unseen;
-        self.spare = [list, again];
         self.reap();
     }
 
     /// Ends a round of collecting (before blocking, and at the end of the
-    /// call): brings the notify eventfd up to date. (Level-triggered fd
-    /// entries are re-armed as their reports come in: fdtable::dispatch.)
+    /// call): re-arms the level-triggered fd entries reported meanwhile (not
+    /// earlier, or the kernel would report them again within the same call)
+    /// and brings the notify eventfd up to date.
     pub fn settle(&mut self) {
+        fdtable::rearm_all(&mut self.cx);
         self.reap();
         self.refresh_notify();
     }
@@ -419,36 +400,11 @@ impl Registry {
     /// the queue's fd is readable while events are pending. The eventfd is
     /// drained first and the state read after, so a signal counted meanwhile
     /// by the hub (which counts, then writes) is never lost.
-    ///
-    /// Only the hub writes the eventfd besides this function, and only while
-    /// the queue has signal registrations: without them the eventfd's state
-    /// is known (`notify_set`), and the syscalls are made only to change it.
     pub fn refresh_notify(&mut self) {
         let fd = self.cx.notify.as_raw_fd();
-        let hub = !self.async_ids.is_empty();
-        let unknown = hub || self.cx.notify_stale;
-        if unknown || self.cx.notify_set {
-            let pending = if unknown {
-                let _ = sys::read_u64(fd);
-                self.cx.notify_set = false;
-                self.cx.notify_stale = false;
-                self.pending()
-            } else {
-                let pending = self.pending();
-                if pending {
-                    return; // set, and still wanted
-                }
-                let _ = sys::read_u64(fd);
-                self.cx.notify_set = false;
-                pending
-            };
-            if pending {
-                sys::write_u64(fd, 1);
-                self.cx.notify_set = true;
-            }
-        } else if self.pending() {
+        let _ = sys::read_u64(fd);
+        if self.pending() {
             sys::write_u64(fd, 1);
-            self.cx.notify_set = true;
         }
     }
 

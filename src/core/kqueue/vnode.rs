@@ -33,7 +33,6 @@ use super::ctx::{self, Ctx, Target};
 use super::filter::{Collect, Filter, Info, Ready};
 use super::{sys, KEvent};
 use crate::core::error::{cvt, OsError, OsResult};
-use crate::core::fdhash::FdHash;
 
 /// Every registration asks for all of these; each filters by its fflags.
 const MASK: u32 = libc::IN_MODIFY
@@ -56,7 +55,7 @@ const NOTES: u32 =
 pub struct Inotify {
     fd: Option<OwnedFd>,
     /// Watch descriptor -> registrations on that inode.
-    watches: HashMap<i32, Vec<u64>, FdHash>,
+    watches: HashMap<i32, Vec<u64>>,
 }
 
 fn inotify_fd(cx: &mut Ctx) -> OsResult<RawFd> {

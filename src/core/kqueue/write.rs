@@ -5,7 +5,7 @@
 use std::os::fd::RawFd;
 
 use super::consts::*;
-use super::fdtable::{Direction, Kind};
+use super::fdtable::Direction;
 use super::filter::Ready;
 use super::sys::{self, Stat};
 
@@ -20,8 +20,8 @@ impl Direction for Write {
     const INTEREST: u32 = EPOLLOUT;
     const READY: u32 = EPOLLOUT | EPOLLHUP | EPOLLERR;
 
-    fn measure(fd: RawFd, kind: &mut Kind, revents: u32, _sock_err: &mut i32) -> Ready {
-        let free = match kind.mode {
+    fn measure(fd: RawFd, st: &Stat, revents: u32, _sock_err: &mut i32) -> Ready {
+        let free = match st.kind() {
             libc::S_IFSOCK => socket_space(fd),
             libc::S_IFIFO => pipe_space(fd),
             _ => 0,
