@@ -1,38 +1,10 @@
 -- select.epoll([sizehint [, flags]]) and the epoll object (API.md, "select.epoll").
 local sel = require "select"
-local socket = require "socket"
 local util = require "testutil"
 
 local O_CLOEXEC = 524288 -- 0o2000000
 
-local function wait_readable(s)
-  assert(#socket.select({ s }, nil, 2) == 1, "socket did not become readable")
-end
-
-local function events_of(result, fd)
-  local found
-  for _, pair in ipairs(result) do
-    if pair[1] == fd then
-      assert(found == nil, "fd " .. fd .. " reported twice")
-      found = pair[2]
-    end
-  end
-  return found
-end
-
-local function fds_of(result)
-  local fds = {}
-  for _, pair in ipairs(result) do
-    fds[#fds + 1] = pair[1]
-  end
-  table.sort(fds)
-  return fds
-end
-
-local function sorted(t)
-  table.sort(t)
-  return t
-end
+local wait_readable, events_of, fds_of, sorted = util.wait_readable, util.events_of, util.fds_of, util.sorted
 
 local function is_os_error(errno, msg, r, m, e)
   assert.is_nil(r)

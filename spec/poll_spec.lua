@@ -1,41 +1,8 @@
 -- select.poll() and the poll object (API.md, "select.poll()").
 local sel = require "select"
-local socket = require "socket"
 local util = require "testutil"
 
-local function wait_readable(s)
-  if s:getfd() >= 1024 then
-    util.sleep(0.05)
-    return
-  end
-  assert(#socket.select({ s }, nil, 2) == 1, "socket did not become readable")
-end
-
--- The events reported for `fd` in a poll result, or nil.
-local function events_of(result, fd)
-  local found
-  for _, pair in ipairs(result) do
-    if pair[1] == fd then
-      assert(found == nil, "fd " .. fd .. " reported twice")
-      found = pair[2]
-    end
-  end
-  return found
-end
-
-local function fds_of(result)
-  local fds = {}
-  for _, pair in ipairs(result) do
-    fds[#fds + 1] = pair[1]
-  end
-  table.sort(fds)
-  return fds
-end
-
-local function sorted(t)
-  table.sort(t)
-  return t
-end
+local wait_readable, events_of, fds_of, sorted = util.wait_readable, util.events_of, util.fds_of, util.sorted
 
 describe("select.poll", function()
   it("creates a poll object whose tostring is 'select.poll: 0x...'", function()

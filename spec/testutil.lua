@@ -402,4 +402,43 @@ function M.sig_ignored(signo)
   return M.sig_in_mask(signo, assert(text:match("SigIgn:%s*(%x+)")))
 end
 
+--- Waits (up to 2 s) until a luasocket socket is readable; above fd 1023,
+-- where luasocket's select cannot look, just gives the data time to arrive.
+function M.wait_readable(s)
+  if s:getfd() >= 1024 then
+    M.sleep(0.05)
+    return
+  end
+  assert(#socket.select({ s }, nil, 2) == 1, "socket did not become readable")
+end
+
+--- The events reported for `fd` in a poll/epoll result, or nil (a fd
+-- reported twice is an error).
+function M.events_of(result, fd)
+  local found
+  for _, pair in ipairs(result) do
+    if pair[1] == fd then
+      assert(found == nil, "fd " .. fd .. " reported twice")
+      found = pair[2]
+    end
+  end
+  return found
+end
+
+--- The fds of a poll/epoll result, sorted.
+function M.fds_of(result)
+  local fds = {}
+  for _, pair in ipairs(result) do
+    fds[#fds + 1] = pair[1]
+  end
+  table.sort(fds)
+  return fds
+end
+
+--- `t`, sorted in place.
+function M.sorted(t)
+  table.sort(t)
+  return t
+end
+
 return M
