@@ -87,6 +87,16 @@ APIS.poll = {
     for _, fd in ipairs(s.ends) do p:register(fd, POLLIN) end
     return p
   end,
+  -- The opt-in allocation-free form: one results table refilled every call.
+  variants = {
+    poll_reuse = function(s, api)
+      local p, out = api.new(s), {}
+      return function(it)
+        for _ = 1, it do p:poll(0, out) end
+        return it
+      end
+    end,
+  },
   wait = function(s, api)
     local p = api.new(s)
     return function(it)
@@ -118,6 +128,15 @@ APIS.epoll = {
     for _, fd in ipairs(s.ends) do ep:register(fd, EPOLLIN) end
     return ep
   end,
+  variants = {
+    epoll_reuse = function(s, api)
+      local ep, out = api.new(s), {}
+      return function(it)
+        for _ = 1, it do ep:poll(0, -1, out) end
+        return it
+      end, function() ep:close() end
+    end,
+  },
   wait = function(s, api)
     local ep = api.new(s)
     return function(it)
