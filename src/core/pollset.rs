@@ -36,16 +36,16 @@ impl PollSet {
     /// Adds `fd`, or replaces its mask if it is already registered.
     pub fn register(&mut self, fd: RawFd, events: u16) {
         let events = events as libc::c_short;
-        match self.slot.get(&fd) {
-            Some(&i) => self.fds[i].events = events,
-            None => {
-                self.slot.insert(fd, self.fds.len());
-                self.fds.push(libc::pollfd {
-                    fd,
-                    events,
-                    revents: 0,
-                });
-            }
+        let next = self.fds.len();
+        let i = *self.slot.entry(fd).or_insert(next);
+        if i == next {
+            self.fds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
+        } else {
+            self.fds[i].events = events;
         }
         self.ready = 0;
     }

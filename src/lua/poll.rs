@@ -42,6 +42,12 @@ pub fn new(lua: &mut Lua) -> Ret {
 }
 
 fn mask(lua: &Lua, i: c_int, func: &str, default: Option<i64>) -> Result<u16, super::stack::Error> {
+    // Fast path: an integer mask in range (register/modify run in churn loops).
+    if let Some(v) = lua.exact_integer(i) {
+        if (0..=0xffff).contains(&v) {
+            return Ok(v as u16);
+        }
+    }
     // Python: OverflowError for any whole number outside an unsigned short.
     let out_of_range = match lua.number(i) {
         Some(Num::Int(v)) => (!(0..=0xffff).contains(&v)).then(|| v.to_string()),
