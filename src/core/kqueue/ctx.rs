@@ -3,6 +3,8 @@
 //! and the per-queue helpers (fd table, inotify instance, signal watch).
 
 use std::collections::HashMap;
+
+use crate::core::fdhash::FdHash;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
@@ -33,7 +35,7 @@ pub struct Ctx {
     /// Readable while the queue has events no kernel fd reports by itself
     /// (see Registry::refresh_notify); shared with the signal hub.
     pub notify: Arc<OwnedFd>,
-    targets: HashMap<u64, Target>,
+    targets: HashMap<u64, Target, FdHash>,
     next_token: u64,
     pub fds: FdTable,
     pub inotify: Inotify,
@@ -55,7 +57,7 @@ impl Ctx {
         let mut cx = Ctx {
             epfd,
             notify,
-            targets: HashMap::new(),
+            targets: HashMap::default(),
             next_token: 1,
             fds: FdTable::default(),
             inotify: Inotify::default(),

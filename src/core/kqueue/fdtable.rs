@@ -18,6 +18,8 @@
 //! and reused fd number apart: BSD drops the knotes of a closed descriptor.
 
 use std::collections::HashMap;
+
+use crate::core::fdhash::FdHash;
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
 
@@ -83,7 +85,7 @@ impl FdEntry {
 
 #[derive(Default)]
 pub struct FdTable {
-    map: HashMap<RawFd, FdEntry>,
+    map: HashMap<RawFd, FdEntry, FdHash>,
 }
 
 /// Makes `fd`'s entry describe the file the fd names now. If the number was

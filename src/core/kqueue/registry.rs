@@ -11,6 +11,8 @@
 //! on the list.
 
 use std::collections::HashMap;
+
+use crate::core::fdhash::FdHash;
 use std::os::fd::{AsRawFd, RawFd};
 
 use super::consts::*;
@@ -35,8 +37,8 @@ struct Knote {
 
 pub struct Registry {
     pub cx: Ctx,
-    knotes: HashMap<u64, Knote>,
-    index: HashMap<(u64, i16), u64>,
+    knotes: HashMap<u64, Knote, FdHash>,
+    index: HashMap<(u64, i16), u64, FdHash>,
     /// Registrations that may have an event, in delivery order. Entries of
     /// removed registrations are skipped.
     active: Vec<u64>,
@@ -65,8 +67,8 @@ impl Registry {
     pub fn new(epfd: RawFd) -> OsResult<Registry> {
         Ok(Registry {
             cx: Ctx::new(epfd)?,
-            knotes: HashMap::new(),
-            index: HashMap::new(),
+            knotes: HashMap::default(),
+            index: HashMap::default(),
             active: Vec::new(),
             async_ids: Vec::new(),
             released: Vec::new(),

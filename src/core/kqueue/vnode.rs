@@ -25,6 +25,8 @@
 //! number apart, and such a registration is dropped, not reported.
 
 use std::collections::HashMap;
+
+use crate::core::fdhash::FdHash;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -55,7 +57,7 @@ const NOTES: u32 =
 pub struct Inotify {
     fd: Option<OwnedFd>,
     /// Watch descriptor -> registrations on that inode.
-    watches: HashMap<i32, Vec<u64>>,
+    watches: HashMap<i32, Vec<u64>, FdHash>,
 }
 
 fn inotify_fd(cx: &mut Ctx) -> OsResult<RawFd> {
