@@ -287,6 +287,16 @@ describe("bad input", function()
       }, sel.poll(), "select.epoll")
       ep:close()
     end)
+
+    it("of every kqueue method must be a kqueue object", function()
+      local kq = sel.kqueue()
+      local ep = sel.epoll()
+      walk_self({
+        { "control", kq.control }, { "fileno", kq.fileno }, { "close", kq.close },
+      }, ep, "select.kqueue")
+      ep:close()
+      kq:close()
+    end)
   end)
 
   it("raises plain strings that busted's assert.has_error matches exactly", function()

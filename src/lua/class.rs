@@ -111,11 +111,24 @@ pub fn this<'a, T>(lua: &'a mut Lua, spec: &ClassSpec, func: &str) -> Result<&'a
     match lua.object::<T>(1, upvalue(OPEN_MT), upvalue(CLOSED_MT)) {
         Ok(obj) => Ok(obj),
         Err(Miss::Closed) => closed_error(spec.what),
-        Err(Miss::Wrong(got)) => Err(Error::Msg(format!(
-            "calling '{func}' on bad self ({} expected, got {got})",
-            spec.name.to_str().unwrap_or("object")
-        ))),
+        Err(Miss::Wrong(got)) => Err(bad_self(spec, func, got)),
     }
+}
+
+/// `calling 'func' on bad self (select.epoll expected, got number)`.
+fn bad_self(spec: &ClassSpec, func: &str, got: &str) -> Error {
+    Error::Msg(format!(
+        "calling '{func}' on bad self ({} expected, got {got})",
+        spec.name.to_str().unwrap_or("object")
+    ))
+}
+
+/// The slot of slot 1 if it is an object of the type, open or closed.
+fn any_slot<T>(lua: &mut Lua) -> Option<&mut Option<T>> {
+    if lua.userdata::<T>(1, upvalue(OPEN_MT)).is_some() {
+        return lua.userdata::<T>(1, upvalue(OPEN_MT));
+    }
+    lua.userdata::<T>(1, upvalue(CLOSED_MT))
 }
 
 /// Pushes a new object of the running function's type (metatable: upvalue 1).
@@ -132,32 +145,24 @@ pub fn push_object_mt<T>(lua: &mut Lua, value: T, mt: c_int) {
 }
 
 /// Closes the object in slot 1: drops its value and swaps in the closed
-/// metatable. Safe to call again, and on an object already collected.
-pub fn close_object<T>(lua: &mut Lua) {
-    let slot = match lua.userdata::<T>(1, upvalue(OPEN_MT)) {
-        Some(s) => s,
-        None => match lua.userdata::<T>(1, upvalue(CLOSED_MT)) {
-            Some(s) => s,
-            None => return,
-        },
+/// metatable; true if it was open. Safe to call again, and on an object
+/// already collected; anything but an object of the type is a bad self.
+pub fn close_object<T>(lua: &mut Lua, spec: &ClassSpec) -> Result<bool, Error> {
+    let Some(slot) = any_slot::<T>(lua) else {
+        return Err(bad_self(spec, "close", lua.type_name(1)));
     };
-    let value = slot.take();
-    drop(value);
+    let was_open = slot.take().is_some();
     lua.push_value(upvalue(CLOSED_MT));
     lua.set_metatable(1);
+    Ok(was_open)
 }
 
 /// `__gc`: drops the value (closing its descriptor) without touching the
 /// metatable (Lua is finalising it).
 pub fn gc_object<T>(lua: &mut Lua) {
-    let slot = match lua.userdata::<T>(1, upvalue(OPEN_MT)) {
-        Some(s) => s,
-        None => match lua.userdata::<T>(1, upvalue(CLOSED_MT)) {
-            Some(s) => s,
-            None => return,
-        },
-    };
-    drop(slot.take());
+    if let Some(slot) = any_slot::<T>(lua) {
+        drop(slot.take());
+    }
 }
 
 /// `tostring(obj)`: `select.poll: 0x...`.

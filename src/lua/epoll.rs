@@ -1,12 +1,10 @@
 //! `select.epoll([sizehint [, flags]])` and `select.epoll.fromfd(fd)`.
 
 use super::args::{int_arg, ok_or_os, os_error};
-use super::class::{
-    close_object, gc_object, push_object, this, tostring, ClassSpec, CLOSED_MT, OPEN_MT,
-};
+use super::class::{close_object, gc_object, push_object, this, tostring, ClassSpec};
 use super::fdarg::fd_arg;
 use super::results;
-use super::stack::{arg_error, cfn, upvalue, Error, Lua, Ret};
+use super::stack::{arg_error, cfn, Lua, Ret};
 use super::timeout;
 use crate::core::epoll::Epoll;
 
@@ -157,16 +155,9 @@ fn poll(lua: &mut Lua) -> Ret {
     Ok(1)
 }
 
+/// `ep:close()` (and `__close`): idempotent, but only on an epoll object.
 fn close(lua: &mut Lua) -> Ret {
-    let is_epoll = lua.userdata::<EpollObject>(1, upvalue(OPEN_MT)).is_some()
-        || lua.userdata::<EpollObject>(1, upvalue(CLOSED_MT)).is_some();
-    if !is_epoll {
-        return Err(Error::Msg(format!(
-            "calling 'close' on bad self (select.epoll expected, got {})",
-            lua.type_name(1)
-        )));
-    }
-    close_object::<EpollObject>(lua);
+    close_object::<EpollObject>(lua, &CLASS)?;
     Ok(0)
 }
 

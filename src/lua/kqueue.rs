@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::args::{int_arg, os_error};
 use super::class::{
-    close_object, gc_object, push_object, this, tostring, ClassSpec, CLOSED_MT, EXTRA, OPEN_MT,
+    close_object, gc_object, push_object, this, tostring, ClassSpec, EXTRA, OPEN_MT,
 };
 use super::fdarg::fd_arg;
 use super::kevent::{self, push_kevent};
@@ -128,15 +128,7 @@ fn push_events(lua: &mut Lua, events: &[KEvent], store: c_int, results: Option<c
         }
     }
     if results.is_some() {
-        let mut k = events.len() as i64 + 1;
-        while lua.raw_geti(t, k) != Kind::Nil {
-            lua.pop(1);
-            lua.push_nil();
-            lua.raw_seti(t, k);
-            k += 1;
-        }
-        lua.pop(1);
-        lua.push_value(t);
+        results::finish_refill(lua, t, events.len());
     }
 }
 
@@ -168,6 +160,8 @@ fn usable<'a>(lua: &'a mut Lua, func: &str) -> Result<&'a mut KqueueObject, Erro
 }
 
 fn control(lua: &mut Lua) -> Ret {
+    // Self first, as Python binds the method before it looks at arguments.
+    let mut changes = std::mem::take(&mut usable(lua, "control")?.changes);
     let kind = lua.kind(2);
     if !matches!(kind, Kind::Table | Kind::Nil | Kind::None) {
         return arg_error(
@@ -196,9 +190,7 @@ fn control(lua: &mut Lua) -> Ret {
         3,
         Negative::Reject("timeout must be positive or nil"),
     )?;
-    let results = results::out_arg(lua, 5, "control", 4);
-    let mut changes = std::mem::take(&mut usable(lua, "control")?.changes);
-    let results = results?;
+    let results = results::out_arg(lua, 5, "control", 4)?;
     changes.clear();
     lua.set_top(5);
     lua.get_uservalue(1); // slot 6: the udata store
@@ -255,19 +247,7 @@ fn control(lua: &mut Lua) -> Ret {
 }
 
 fn close(lua: &mut Lua) -> Ret {
-    let was_open = lua.userdata::<KqueueObject>(1, upvalue(OPEN_MT)).is_some();
-    if !was_open
-        && lua
-            .userdata::<KqueueObject>(1, upvalue(CLOSED_MT))
-            .is_none()
-    {
-        return Err(Error::Msg(format!(
-            "calling 'close' on bad self (select.kqueue expected, got {})",
-            lua.type_name(1)
-        )));
-    }
-    close_object::<KqueueObject>(lua);
-    if was_open {
+    if close_object::<KqueueObject>(lua, &CLASS)? {
         // This object no longer holds the udata store; other objects on the
         // same queue still do.
         lua.new_table(0, 0);

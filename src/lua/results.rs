@@ -77,7 +77,13 @@ fn fill_pairs(lua: &mut Lua, t: c_int, pairs: &[(i64, i64)]) {
         lua.raw_seti(-2, 2);
         lua.pop(1);
     }
-    let mut k = pairs.len() as i64 + 1;
+    finish_refill(lua, t, pairs.len());
+}
+
+/// Ends a refill of the caller's array at `t` that wrote entries `1..=n`:
+/// clears the entries after them and pushes the array.
+pub fn finish_refill(lua: &mut Lua, t: c_int, n: usize) {
+    let mut k = n as i64 + 1;
     while lua.raw_geti(t, k) != Kind::Nil {
         lua.pop(1);
         lua.push_nil();
