@@ -288,6 +288,43 @@ describe("bad input", function()
       ep:close()
     end)
 
+    it("is known by what it holds, not by its metatable", function()
+      -- debug.setmetatable can give any userdata an object's metatable; the
+      -- methods must still refuse it (reading a file handle as an epoll
+      -- object would crash the interpreter).
+      local kq, ep, p = sel.kqueue(), sel.epoll(), sel.poll()
+      local ev = sel.kevent(0)
+      local f = assert(io.tmpfile())
+      local file_mt = debug.getmetatable(f)
+      local function as(obj, calls)
+        debug.setmetatable(f, debug.getmetatable(obj))
+        for name, args in pairs(calls) do
+          local ok, err = pcall(function() return f[name](f, (table.unpack or unpack)(args)) end)
+          assert(not ok, name .. " accepted a file handle")
+          assert(tostring(err):find("bad self", 1, true), tostring(err))
+        end
+        debug.setmetatable(f, file_mt)
+      end
+      as(p, { register = { 0 }, modify = { 0, 1 }, unregister = { 0 }, poll = { 0 } })
+      as(ep, { register = { 0 }, modify = { 0, 1 }, unregister = { 0 }, poll = { 0 },
+               fileno = {}, close = {} })
+      as(kq, { control = { nil, 1, 0 }, fileno = {}, close = {} })
+      -- A file handle dressed as a kevent is not a kevent either.
+      debug.setmetatable(f, debug.getmetatable(ev))
+      local ok, err = pcall(kq.control, kq, { f }, 0, 0)
+      debug.setmetatable(f, file_mt)
+      assert.is_false(ok)
+      assert.matches("kevent", tostring(err))
+      -- Nothing was harmed: the file and the objects still work.
+      assert.truthy(f:write("x"))
+      f:close()
+      assert.same({}, ep:poll(0))
+      assert.same({}, p:poll(0))
+      assert.same({}, kq:control(nil, 1, 0))
+      ep:close()
+      kq:close()
+    end)
+
     it("of every kqueue method must be a kqueue object", function()
       local kq = sel.kqueue()
       local ep = sel.epoll()

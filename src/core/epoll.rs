@@ -161,6 +161,11 @@ impl Epoll {
         }
     }
 
+    /// How many events the last `wait` reported.
+    pub fn ready_count(&self) -> usize {
+        self.ready
+    }
+
     /// The `(fd, events)` pairs of the last `wait`.
     pub fn ready(&self) -> impl ExactSizeIterator<Item = (RawFd, u32)> + '_ {
         self.events[..self.ready].iter().map(|e| {

@@ -107,8 +107,12 @@ pub fn set_type_fns(
 }
 
 /// The open object `self` (stack slot 1) of a method `func` of type `spec`.
-pub fn this<'a, T>(lua: &'a mut Lua, spec: &ClassSpec, func: &str) -> Result<&'a mut T, Error> {
-    match lua.object::<T>(1, upvalue(OPEN_MT), upvalue(CLOSED_MT)) {
+pub fn this<'a, T>(
+    lua: &'a mut Lua,
+    spec: &'static ClassSpec,
+    func: &str,
+) -> Result<&'a mut T, Error> {
+    match lua.object::<T>(1, tag(spec)) {
         Ok(obj) => Ok(obj),
         Err(Miss::Closed) => closed_error(spec.what),
         Err(Miss::Wrong(got)) => Err(bad_self(spec, func, got)),
@@ -123,23 +127,27 @@ fn bad_self(spec: &ClassSpec, func: &str, got: &str) -> Error {
     ))
 }
 
-/// The slot of slot 1 if it is an object of the type, open or closed.
-fn any_slot<T>(lua: &mut Lua) -> Option<&mut Option<T>> {
-    if lua.userdata::<T>(1, upvalue(OPEN_MT)).is_some() {
-        return lua.userdata::<T>(1, upvalue(OPEN_MT));
-    }
-    lua.userdata::<T>(1, upvalue(CLOSED_MT))
+/// The tag of the objects of a class: the address of its description, which
+/// is a `static` (so unique). Each class holds one Rust type: a module's
+/// functions use its `CLASS` with its own object type only.
+pub fn tag(spec: &'static ClassSpec) -> usize {
+    spec as *const ClassSpec as usize
 }
 
-/// Pushes a new object of the running function's type (metatable: upvalue 1).
-pub fn push_object<T>(lua: &mut Lua, value: T) {
-    push_object_mt(lua, value, upvalue(OPEN_MT));
+/// The slot of slot 1 if it is an object of the class, open or closed.
+fn any_slot<'a, T>(lua: &'a mut Lua, spec: &'static ClassSpec) -> Option<&'a mut Option<T>> {
+    lua.userdata::<T>(1, tag(spec))
 }
 
-/// Pushes a new object with the metatable at `mt`.
-pub fn push_object_mt<T>(lua: &mut Lua, value: T, mt: c_int) {
+/// Pushes a new object of the running function's class (metatable: upvalue 1).
+pub fn push_object<T>(lua: &mut Lua, spec: &'static ClassSpec, value: T) {
+    push_object_mt(lua, spec, value, upvalue(OPEN_MT));
+}
+
+/// Pushes a new object of the class with the metatable at `mt`.
+pub fn push_object_mt<T>(lua: &mut Lua, spec: &'static ClassSpec, value: T, mt: c_int) {
     let mt = lua.abs(mt);
-    lua.push_userdata(value);
+    lua.push_userdata(tag(spec), value);
     lua.push_value(mt);
     lua.set_metatable(-2);
 }
@@ -147,8 +155,8 @@ pub fn push_object_mt<T>(lua: &mut Lua, value: T, mt: c_int) {
 /// Closes the object in slot 1: drops its value and swaps in the closed
 /// metatable; true if it was open. Safe to call again, and on an object
 /// already collected; anything but an object of the type is a bad self.
-pub fn close_object<T>(lua: &mut Lua, spec: &ClassSpec) -> Result<bool, Error> {
-    let Some(slot) = any_slot::<T>(lua) else {
+pub fn close_object<T>(lua: &mut Lua, spec: &'static ClassSpec) -> Result<bool, Error> {
+    let Some(slot) = any_slot::<T>(lua, spec) else {
         return Err(bad_self(spec, "close", lua.type_name(1)));
     };
     let was_open = slot.take().is_some();
@@ -159,8 +167,8 @@ pub fn close_object<T>(lua: &mut Lua, spec: &ClassSpec) -> Result<bool, Error> {
 
 /// `__gc`: drops the value (closing its descriptor) without touching the
 /// metatable (Lua is finalising it).
-pub fn gc_object<T>(lua: &mut Lua) {
-    if let Some(slot) = any_slot::<T>(lua) {
+pub fn gc_object<T>(lua: &mut Lua, spec: &'static ClassSpec) {
+    if let Some(slot) = any_slot::<T>(lua, spec) {
         drop(slot.take());
     }
 }

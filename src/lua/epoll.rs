@@ -35,7 +35,7 @@ pub static CLASS: ClassSpec = ClassSpec {
 const DEFAULT_MASK: i64 = (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLOUT) as i64;
 
 fn wrap(lua: &mut Lua, ep: Epoll) -> Ret {
-    push_object(lua, EpollObject { ep });
+    push_object(lua, &CLASS, EpollObject { ep });
     Ok(1)
 }
 
@@ -149,6 +149,10 @@ fn poll(lua: &mut Lua) -> Ret {
     if let Err(e) = obj.ep.wait(deadline, maxevents) {
         return os_error(lua, e);
     }
+    if obj.ep.ready_count() == 0 {
+        results::push_none(lua, out);
+        return Ok(1);
+    }
     let mut ready = results::scratch();
     ready.extend(obj.ep.ready().map(|(fd, ev)| (fd as i64, ev as i64)));
     results::push(lua, out, ready);
@@ -168,7 +172,7 @@ fn fileno(lua: &mut Lua) -> Ret {
 }
 
 fn gc(lua: &mut Lua) -> Ret {
-    gc_object::<EpollObject>(lua);
+    gc_object::<EpollObject>(lua, &CLASS);
     Ok(0)
 }
 

@@ -5,7 +5,7 @@
 
 use std::ffi::c_int;
 
-use super::class::{push_object_mt, ClassSpec, OPEN_MT};
+use super::class::{push_object_mt, tag, ClassSpec, OPEN_MT};
 use super::fdarg::{to_fd, NotFd};
 use super::stack::{arg_error, cfn, upvalue, Error, Kind, Lua, Num, Ret};
 use crate::core::kqueue::{KEvent, EV_ADD, FILTER_READ};
@@ -174,18 +174,19 @@ pub fn push_kevent(lua: &mut Lua, ev: KEvent, udata: Option<c_int>, mt: c_int) {
         .filter(|&i| !lua.is_none_or_nil(i));
     push_object_mt(
         lua,
+        &CLASS,
         KeventObject {
             ev,
             has_udata: false,
         },
         mt,
     );
-    set_udata(lua, -1, udata, mt);
+    set_udata(lua, -1, udata);
 }
 
-/// Gives the kevent at `obj` (metatable at `mt`) the udata at stack slot
-/// `value` (none or nil: no udata).
-pub fn set_udata(lua: &mut Lua, obj: c_int, value: Option<c_int>, mt: c_int) {
+/// Gives the kevent at `obj` the udata at stack slot `value` (none or nil: no
+/// udata).
+pub fn set_udata(lua: &mut Lua, obj: c_int, value: Option<c_int>) {
     let obj = lua.abs(obj);
     let value = value
         .map(|i| lua.abs(i))
@@ -197,26 +198,25 @@ pub fn set_udata(lua: &mut Lua, obj: c_int, value: Option<c_int>, mt: c_int) {
         lua.raw_seti(-2, 1);
         lua.set_uservalue(obj);
     }
-    if let Some(Some(o)) = lua.userdata::<KeventObject>(obj, mt) {
+    if let Some(Some(o)) = lua.userdata::<KeventObject>(obj, tag(&CLASS)) {
         o.has_udata = value.is_some();
     }
 }
 
-/// Overwrites the kevent at `obj` (metatable at `mt`) with `ev` and the udata
-/// at `value`; false if the value at `obj` is not a kevent.
-pub fn refill(lua: &mut Lua, obj: c_int, ev: KEvent, value: Option<c_int>, mt: c_int) -> bool {
-    match lua.userdata::<KeventObject>(obj, mt) {
+/// Overwrites the kevent at `obj` with `ev` and the udata at `value`; false if
+/// the value at `obj` is not a kevent.
+pub fn refill(lua: &mut Lua, obj: c_int, ev: KEvent, value: Option<c_int>) -> bool {
+    match lua.userdata::<KeventObject>(obj, tag(&CLASS)) {
         Some(Some(o)) => o.ev = ev,
         _ => return false,
     }
-    set_udata(lua, obj, value, mt);
+    set_udata(lua, obj, value);
     true
 }
 
-/// The kevent at stack slot `i`, if it is one (its metatable is upvalue 1 of
-/// the running function, which every kevent function and kqueue method has).
-pub fn get(lua: &mut Lua, i: c_int, mt: c_int) -> Option<(KEvent, bool)> {
-    lua.userdata::<KeventObject>(i, mt)
+/// The kevent at stack slot `i`, if it is one.
+pub fn get(lua: &mut Lua, i: c_int) -> Option<(KEvent, bool)> {
+    lua.userdata::<KeventObject>(i, tag(&CLASS))
         .and_then(|s| s.as_ref())
         .map(|o| (o.ev, o.has_udata))
 }
@@ -236,7 +236,7 @@ pub fn push_udata(lua: &mut Lua, i: c_int, has_udata: bool) {
 }
 
 fn this(lua: &mut Lua, func: &str) -> Result<(KEvent, bool), Error> {
-    match get(lua, 1, upvalue(OPEN_MT)) {
+    match get(lua, 1) {
         Some(e) => Ok(e),
         None => Err(Error::Msg(format!(
             "calling '{func}' on bad self (select.kevent expected, got {})",
@@ -270,7 +270,7 @@ fn newindex(lua: &mut Lua) -> Ret {
         return Err(Error::Msg(format!("select.kevent has no field '{key}'")));
     };
     if k == 5 {
-        set_udata(lua, 1, Some(3), upvalue(OPEN_MT));
+        set_udata(lua, 1, Some(3));
         return Ok(0);
     }
     let v = match field_value(lua, 3, k) {
@@ -282,7 +282,7 @@ fn newindex(lua: &mut Lua) -> Ret {
         }
         Err(Bad::Raised) => return Err(Error::Rethrow),
     };
-    if let Some(Some(o)) = lua.userdata::<KeventObject>(1, upvalue(OPEN_MT)) {
+    if let Some(Some(o)) = lua.userdata::<KeventObject>(1, tag(&CLASS)) {
         set_field(&mut o.ev, k, v);
     }
     Ok(0)
@@ -301,8 +301,8 @@ fn udata_equal(lua: &mut Lua, a_has: bool, b_has: bool) -> bool {
 }
 
 fn eq(lua: &mut Lua) -> Ret {
-    let a = get(lua, 1, upvalue(OPEN_MT));
-    let b = get(lua, 2, upvalue(OPEN_MT));
+    let a = get(lua, 1);
+    let b = get(lua, 2);
     let same = match (a, b) {
         (Some((a, ah)), Some((b, bh))) => key(&a) == key(&b) && udata_equal(lua, ah, bh),
         _ => false,
@@ -312,9 +312,7 @@ fn eq(lua: &mut Lua) -> Ret {
 }
 
 fn compare(lua: &mut Lua, or_equal: bool) -> Ret {
-    let (Some((a, ah)), Some((b, bh))) =
-        (get(lua, 1, upvalue(OPEN_MT)), get(lua, 2, upvalue(OPEN_MT)))
-    else {
+    let (Some((a, ah)), Some((b, bh))) = (get(lua, 1), get(lua, 2)) else {
         return Err(Error::Msg(format!(
             "attempt to compare {} with {}",
             kind_name(lua, 1),
@@ -347,7 +345,7 @@ fn compare(lua: &mut Lua, or_equal: bool) -> Ret {
 }
 
 fn kind_name(lua: &mut Lua, i: c_int) -> &'static str {
-    if get(lua, i, upvalue(OPEN_MT)).is_some() {
+    if get(lua, i).is_some() {
         "select.kevent"
     } else {
         lua.type_name(i)

@@ -10,9 +10,7 @@ use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::args::{int_arg, os_error};
-use super::class::{
-    close_object, gc_object, push_object, this, tostring, ClassSpec, EXTRA, OPEN_MT,
-};
+use super::class::{self, close_object, gc_object, push_object, this, tostring, ClassSpec, EXTRA};
 use super::fdarg::fd_arg;
 use super::kevent::{self, push_kevent};
 use super::results;
@@ -56,6 +54,7 @@ fn wrap(lua: &mut Lua, kq: Kqueue) -> Ret {
     let id = kq.queue_id();
     push_object(
         lua,
+        &CLASS,
         KqueueObject {
             kq,
             changes: Vec::new(),
@@ -115,7 +114,7 @@ fn push_events(lua: &mut Lua, events: &[KEvent], store: c_int, results: Option<c
         });
         let reused = results.is_some() && {
             lua.raw_geti(t, k);
-            let ok = kevent::refill(lua, -1, ev, udata, mt);
+            let ok = kevent::refill(lua, -1, ev, udata);
             lua.pop(1);
             ok
         };
@@ -199,7 +198,7 @@ fn control(lua: &mut Lua) -> Ret {
         let n = lua.raw_len(2);
         for i in 1..=n {
             lua.raw_geti(2, i as i64);
-            let Some((mut ev, has_udata)) = kevent::get(lua, -1, upvalue(KEVENT_MT)) else {
+            let Some((mut ev, has_udata)) = kevent::get(lua, -1) else {
                 let got = lua.type_name(-1);
                 return arg_error(
                     "control",
@@ -239,7 +238,7 @@ fn control(lua: &mut Lua) -> Ret {
         lua.push_nil();
         lua.raw_seti(store, *token as i64);
     }
-    if let Some(Some(obj)) = lua.userdata::<KqueueObject>(1, upvalue(OPEN_MT)) {
+    if let Some(Some(obj)) = lua.userdata::<KqueueObject>(1, class::tag(&CLASS)) {
         obj.out = out;
         obj.released = released;
     }
@@ -263,7 +262,7 @@ fn fileno(lua: &mut Lua) -> Ret {
 }
 
 fn gc(lua: &mut Lua) -> Ret {
-    gc_object::<KqueueObject>(lua);
+    gc_object::<KqueueObject>(lua, &CLASS);
     Ok(0)
 }
 

@@ -34,6 +34,7 @@ const DEFAULT_MASK: i64 = (libc::POLLIN | libc::POLLPRI | libc::POLLOUT) as i64;
 pub fn new(lua: &mut Lua) -> Ret {
     push_object(
         lua,
+        &CLASS,
         PollObject {
             set: PollSet::new(),
         },
@@ -116,6 +117,10 @@ fn poll(lua: &mut Lua) -> Ret {
     if let Err(e) = obj.set.poll(deadline) {
         return os_error(lua, e);
     }
+    if obj.set.ready_count() == 0 {
+        results::push_none(lua, out);
+        return Ok(1);
+    }
     let mut ready = results::scratch();
     ready.extend(obj.set.ready().map(|(fd, ev)| (fd as i64, ev as i64)));
     results::push(lua, out, ready);
@@ -123,7 +128,7 @@ fn poll(lua: &mut Lua) -> Ret {
 }
 
 fn gc(lua: &mut Lua) -> Ret {
-    gc_object::<PollObject>(lua);
+    gc_object::<PollObject>(lua, &CLASS);
     Ok(0)
 }
 

@@ -24,6 +24,15 @@ pub fn scratch() -> Vec<(i64, i64)> {
     ready
 }
 
+/// Pushes the results of a call that found nothing ready: a new empty table,
+/// or the array at `out` emptied. The idle path of a polling loop: no buffer.
+pub fn push_none(lua: &mut Lua, out: Option<c_int>) {
+    match out {
+        Some(t) => finish_refill(lua, t, 0),
+        None => lua.new_table(0, 0),
+    }
+}
+
 /// Pushes the results (a new array, or the array at `out` refilled) and keeps
 /// the buffer for the next call.
 pub fn push(lua: &mut Lua, out: Option<c_int>, ready: Vec<(i64, i64)>) {
