@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod epoll;
 pub mod error;
 pub mod fdhash;
+pub mod fdmap;
 pub mod kqueue;
 pub mod pollset;
 pub mod select;

@@ -5,17 +5,16 @@
 //! modify and unregister edit the array in place (an fd -> slot index map keeps
 //! that O(1)), so the array is never rebuilt at all.
 
-use std::collections::HashMap;
 use std::os::fd::RawFd;
 
 use super::deadline::{retry_eintr, Deadline};
 use super::error::{cvt, OsResult};
-use super::fdhash::FdHash;
+use super::fdmap::FdMap;
 
 #[derive(Default)]
 pub struct PollSet {
     fds: Vec<libc::pollfd>,
-    slot: HashMap<RawFd, usize, FdHash>,
+    slot: FdMap,
     /// How many entries the last `poll` reported ready.
     ready: usize,
 }
@@ -36,24 +35,24 @@ impl PollSet {
     /// Adds `fd`, or replaces its mask if it is already registered.
     pub fn register(&mut self, fd: RawFd, events: u16) {
         let events = events as libc::c_short;
-        let next = self.fds.len();
-        let i = *self.slot.entry(fd).or_insert(next);
-        if i == next {
-            self.fds.push(libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            });
-        } else {
-            self.fds[i].events = events;
+        match self.slot.get(fd) {
+            Some(i) => self.fds[i].events = events,
+            None => {
+                self.slot.insert(fd, self.fds.len());
+                self.fds.push(libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                });
+            }
         }
         self.ready = 0;
     }
 
     /// Changes the mask of a registered fd; false if it is not registered.
     pub fn modify(&mut self, fd: RawFd, events: u16) -> bool {
-        match self.slot.get(&fd) {
-            Some(&i) => {
+        match self.slot.get(fd) {
+            Some(i) => {
                 self.fds[i].events = events as libc::c_short;
                 self.ready = 0;
                 true
@@ -64,7 +63,7 @@ impl PollSet {
 
     /// Removes `fd`; false if it was not registered.
     pub fn unregister(&mut self, fd: RawFd) -> bool {
-        let Some(i) = self.slot.remove(&fd) else {
+        let Some(i) = self.slot.remove(fd) else {
             return false;
         };
         self.fds.swap_remove(i);
@@ -154,7 +153,7 @@ mod tests {
         assert!(!set.unregister(3));
         assert_eq!(set.len(), 1);
         assert_eq!(set.fds[0].fd, 4);
-        assert_eq!(set.slot[&4], 0);
+        assert_eq!(set.slot.get(4), Some(0));
     }
 
     #[test]

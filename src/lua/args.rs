@@ -7,6 +7,7 @@ use super::stack::{arg_error, Error, Kind, Lua, Ret};
 use crate::core::error::OsError;
 
 /// An integer argument within `lo..=hi`; `default` when absent or nil (if any).
+#[inline(always)]
 pub fn int_arg(
     lua: &Lua,
     i: c_int,
@@ -22,6 +23,19 @@ pub fn int_arg(
             return Ok(v);
         }
     }
+    int_arg_slow(lua, i, func, arg, lo, hi, default)
+}
+
+#[inline(never)]
+fn int_arg_slow(
+    lua: &Lua,
+    i: c_int,
+    func: &str,
+    arg: c_int,
+    lo: i64,
+    hi: i64,
+    default: Option<i64>,
+) -> Result<i64, Error> {
     let kind = lua.kind(i);
     if matches!(kind, Kind::None | Kind::Nil) {
         if let Some(d) = default {

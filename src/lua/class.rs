@@ -107,6 +107,8 @@ pub fn set_type_fns(
 }
 
 /// The open object `self` (stack slot 1) of a method `func` of type `spec`.
+/// Inlined into every method: the success path is a tag compare.
+#[inline(always)]
 pub fn this<'a, T>(
     lua: &'a mut Lua,
     spec: &'static ClassSpec,
@@ -114,8 +116,16 @@ pub fn this<'a, T>(
 ) -> Result<&'a mut T, Error> {
     match lua.object::<T>(1, tag(spec)) {
         Ok(obj) => Ok(obj),
-        Err(Miss::Closed) => closed_error(spec.what),
-        Err(Miss::Wrong(got)) => Err(bad_self(spec, func, got)),
+        Err(miss) => Err(self_error(spec, func, miss)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn self_error(spec: &ClassSpec, func: &str, miss: Miss) -> Error {
+    match miss {
+        Miss::Closed => closed_error::<()>(spec.what).unwrap_err(),
+        Miss::Wrong(got) => bad_self(spec, func, got),
     }
 }
 

@@ -42,6 +42,7 @@ pub fn new(lua: &mut Lua) -> Ret {
     Ok(1)
 }
 
+#[inline(always)]
 fn mask(lua: &Lua, i: c_int, func: &str, default: Option<i64>) -> Result<u16, super::stack::Error> {
     // Fast path: an integer mask in range (register/modify run in churn loops).
     if let Some(v) = lua.exact_integer(i) {
@@ -49,6 +50,16 @@ fn mask(lua: &Lua, i: c_int, func: &str, default: Option<i64>) -> Result<u16, su
             return Ok(v as u16);
         }
     }
+    mask_slow(lua, i, func, default)
+}
+
+#[inline(never)]
+fn mask_slow(
+    lua: &Lua,
+    i: c_int,
+    func: &str,
+    default: Option<i64>,
+) -> Result<u16, super::stack::Error> {
     // Python: OverflowError for any whole number outside an unsigned short.
     let out_of_range = match lua.number(i) {
         Some(Num::Int(v)) => (!(0..=0xffff).contains(&v)).then(|| v.to_string()),

@@ -401,6 +401,7 @@ impl Lua {
 
     /// The block at `i` if it is a userdata made by `push_userdata::<T>` with
     /// this tag: two API calls and a compare, on every method call.
+    #[inline(always)]
     fn block<T>(&self, i: c_int, tag: usize) -> Option<*mut Block<T>> {
         // SAFETY: lua_touserdata and lua_rawlen accept any index and never
         // raise. lua_touserdata is non-null only for a userdata; a light one
@@ -429,12 +430,19 @@ impl Lua {
     /// The open object at `i`: a userdata made with `tag` whose slot holds a
     /// value. This is on every method call; the error says why not, so callers
     /// need no second look at the stack.
+    #[inline(always)]
     pub fn object<T>(&mut self, i: c_int, tag: usize) -> Result<&mut T, Miss> {
         match self.block::<T>(i, tag) {
             // SAFETY: as in userdata.
             Some(b) => unsafe { (*b).slot.as_mut().ok_or(Miss::Closed) },
-            None => Err(Miss::Wrong(self.type_name(i))),
+            None => Err(self.not_object(i)),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_object(&self, i: c_int) -> Miss {
+        Miss::Wrong(self.type_name(i))
     }
 
     /// The integer value of the number at `i` if it has one exactly (`3` and

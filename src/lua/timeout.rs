@@ -21,11 +21,17 @@ const MAX_SECONDS: f64 = 9.2e9;
 /// Largest wait, in milliseconds, of `poll(2)`/`epoll_wait(2)`.
 const MAX_MS: f64 = c_int::MAX as f64;
 
+#[inline(always)]
 fn number(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Option<f64>, Error> {
     // Fast path for the polling loop's `0`: no float conversion at all.
     if lua.exact_integer(i) == Some(0) {
         return Ok(Some(0.0));
     }
+    any_number(lua, i, func, arg)
+}
+
+#[inline(never)]
+fn any_number(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Option<f64>, Error> {
     match lua.kind(i) {
         Kind::None | Kind::Nil => Ok(None),
         Kind::Number => {
