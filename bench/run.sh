@@ -30,7 +30,7 @@ fi
 export BENCH_RUNS BENCH_BATCH_MS
 
 # --- what the suite needs ------------------------------------------------
-PKGS="lua5.3 lua5.4 luajit lua-socket lua-posix lua-luv lua-cqueues gcc"
+PKGS="lua5.3 lua5.4 luajit liblua5.4-dev libluajit-5.1-dev lua-socket lua-posix lua-luv lua-cqueues gcc"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -64,6 +64,11 @@ done
 say "compiling the C baselines (gcc -O2)"
 for c in poll epoll select; do
   gcc -O2 -Wall -o "$OUT/bin/$c" "bench/c/$c.c" || exit 1
+done
+# The C binding floor (bench/c/luafloor.c), once per interpreter.
+for t in lua54:/usr/include/lua5.4 luajit:/usr/include/luajit-2.1; do
+  mkdir -p "$OUT/floor/${t%%:*}"
+  gcc -O2 -Wall -shared -fPIC -I"${t#*:}" -o "$OUT/floor/${t%%:*}/luafloor.so" bench/c/luafloor.c -lm || exit 1
 done
 
 # Up to the hard limit of open files (N = 10,000 needs it; memory uses all).
@@ -115,6 +120,8 @@ while [ "$r" -le "$BENCH_ROUNDS" ]; do
       run "ours $api under $lua" env LUA_PATH="$OURS_PATH" LUA_CPATH="$OUT/so/$tag/?.so;;" \
         $lua bench/lua/ours.lua $api
     done
+    run "C binding floor under $lua" env LUA_PATH="$PEER_PATH" LUA_CPATH="$OUT/floor/$tag/?.so;;" \
+      $lua bench/lua/floor.lua
   done
   run "luasocket socket.select (lua5.4)" env LUA_PATH="$PEER_PATH" lua5.4 bench/lua/peers.lua luasocket
   run "luaposix posix.poll (lua5.3)" env LUA_PATH="$PEER_PATH" lua5.3 bench/lua/peers.lua luaposix

@@ -88,10 +88,18 @@ local OURS = {
   selectors = "selectors.DefaultSelector",
 }
 local OURS_ORDER = { "select", "select_obj", "poll", "poll_reuse", "epoll", "epoll_reuse", "kqueue", "selectors" }
+-- bench/c/luafloor.c: the same poll/epoll methods as a bare C binding
+-- (luaL_checkudata self, no other checks), under each interpreter.
+local FLOORS = {
+  floor_poll = "C binding floor: p:poll() in plain C",
+  floor_epoll = "C binding floor: ep:poll() in plain C",
+}
+local FLOOR_ORDER = { "floor_poll", "floor_epoll" }
 
 local function name(impl)
   if NAMES[impl] then return NAMES[impl] end
   local tag, api = impl:match("^([^.]+)%.(.+)$")
+  if FLOORS[api] then return string.format("%s [%s]", FLOORS[api], TAG_NAME[tag] or tag) end
   return string.format("**ours %s [%s]**", OURS[api] or api, TAG_NAME[tag] or tag)
 end
 
@@ -99,7 +107,7 @@ end
 local function family(impl)
   local api = impl:match("%.([^.]+)$")
   if impl == "luasocket.select" or api == "select" or api == "select_obj" then return "select" end
-  local ours_poll = (api == "poll" or api == "poll_reuse") and impl:match("^lua")
+  local ours_poll = (api == "poll" or api == "poll_reuse" or api == "floor_poll") and impl:match("^lua")
   if impl == "luaposix.poll" or impl == "py.poll" or impl == "c.poll" or ours_poll then
     return "poll"
   end
@@ -148,6 +156,7 @@ local function rows(w)
     "luasocket.select", "luaposix.poll", "luv.poll", "cqueues.poll",
   }
   for _, tag in ipairs(TAGS) do
+    for _, api in ipairs(FLOOR_ORDER) do order[#order + 1] = tag .. "." .. api end
     for _, api in ipairs(OURS_ORDER) do order[#order + 1] = tag .. "." .. api end
   end
   local r = {}
@@ -183,6 +192,9 @@ say("(select rows: C select(2); poll rows: C poll(2); epoll, kqueue, selectors, 
 say("C epoll_wait(2)). † marks a select row compared with C poll(2) because select(2) cannot")
 say("take descriptors >= 1024. For W3 (a rate) the ratio is this rate / the C rate, so below 1 is slower.")
 say("Descriptors are AF_UNIX stream socket pairs, both ends registered; see bench/README.md.")
+say("\"C binding floor\" rows are bench/c/luafloor.c: the same poll/epoll methods written as a bare")
+say("C binding (luaL_checkudata for self, nothing else checked), run by the same Lua loop: the least")
+say("a Lua C function can cost for the call, the system call and a new result table.")
 say("")
 for _, n in ipairs(notes) do say("> note: ", n) end
 if #notes > 0 then say("") end
@@ -361,9 +373,17 @@ for _, tag in ipairs(TAGS) do
       ratio_check("W1", o("epoll"), "c.epoll", "1000:idle", 1.5, "vs C epoll_wait"),
       faster("W1", o("epoll"), "py.epoll", "1000:idle", "vs CPython"),
     }
+    local c = num(get("W1", "c.epoll", "1000:idle"))
+    local fl = num(get("W1", o("floor_epoll"), "1000:idle"))
     target("T1 epoll:poll(0), N=1,000 idle: ≤ 1.5× C epoll_wait and faster than CPython", tag,
-      verdict(checks, string.format("ours %s, C %s, CPython %s", ns(num(get("W1", o("epoll"), "1000:idle"))),
-        ns(num(get("W1", "c.epoll", "1000:idle"))), ns(num(get("W1", "py.epoll", "1000:idle"))))))
+      verdict(checks, string.format("ours %s, C %s, CPython %s, C binding floor %s%s",
+        ns(num(get("W1", o("epoll"), "1000:idle"))), ns(c), ns(num(get("W1", "py.epoll", "1000:idle"))),
+        ns(fl), (fl and c) and string.format(" (%.2f× C)", fl / c) or "")))
+    local reuse = {
+      ratio_check("W1", o("epoll_reuse"), "c.epoll", "1000:idle", 1.5, "vs C epoll_wait"),
+      faster("W1", o("epoll_reuse"), "py.epoll", "1000:idle", "vs CPython"),
+    }
+    target("T1, opt-in allocation-free form (ep:poll(0, nil, results))", tag, verdict(reuse))
   end
   -- T2
   do
@@ -379,6 +399,10 @@ for _, tag in ipairs(TAGS) do
     local summary = {}
     for i = 1, 2 do
       if checks[i].ok ~= nil then summary[#summary + 1] = checks[i].what end
+    end
+    local fl, c = num(get("W1", o("floor_poll"), "1:idle")), num(get("W1", "c.poll", "1:idle"))
+    if fl and c then
+      summary[#summary + 1] = string.format("C binding floor N=1 idle %.2f× C poll", fl / c)
     end
     target("T2 poll:poll(0): N=1 and N=1,000 idle ≤ 1.3× C poll; faster than CPython at every N", tag,
       verdict(checks, table.concat(summary, ", ")))
