@@ -23,15 +23,18 @@ impl Interest {
             Interest::Except => libc::POLLPRI,
         }
     }
+}
 
-    /// The `revents` bits that make an entry ready, as `select(2)` counts them:
-    /// a hung-up or errored descriptor is readable (and writable on error).
-    fn ready_bits(self) -> libc::c_short {
-        match self {
-            Interest::Read => libc::POLLIN | libc::POLLHUP | libc::POLLERR,
-            Interest::Write => libc::POLLOUT | libc::POLLERR,
-            Interest::Except => libc::POLLPRI,
-        }
+/// For an entry's `events` (what [`Interest::events`] gave it; the kernel never
+/// changes it, so it records the interest and no second array is needed): the
+/// `revents` bits that make it ready, as `select(2)` counts them (a hung-up or
+/// errored descriptor is readable, and writable on error), and the index of
+/// its interest.
+fn readiness(events: libc::c_short) -> (libc::c_short, usize) {
+    match events {
+        libc::POLLIN => (libc::POLLIN | libc::POLLHUP | libc::POLLERR, 0),
+        libc::POLLOUT => (libc::POLLOUT | libc::POLLERR, 1),
+        _ => (libc::POLLPRI, 2),
     }
 }
 
@@ -39,8 +42,11 @@ impl Interest {
 /// be reused across calls with `clear`.
 #[derive(Default)]
 pub struct Select {
-    entries: Vec<(libc::pollfd, Interest)>,
+    /// Handed to the kernel as is: one entry per pushed descriptor. After
+    /// `wait`, an entry's `revents` is non-zero exactly when it is ready.
     pfds: Vec<libc::pollfd>,
+    /// Ready entries per interest (in `Interest` order) after `wait`.
+    counts: [usize; 3],
 }
 
 impl Select {
@@ -49,37 +55,70 @@ impl Select {
     }
 
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.pfds.clear();
+        self.counts = [0; 3];
     }
 
+    #[inline]
     pub fn push(&mut self, fd: RawFd, interest: Interest) {
-        let pfd = libc::pollfd {
+        self.pfds.push(libc::pollfd {
             fd,
             events: interest.events(),
             revents: 0,
-        };
-        self.entries.push((pfd, interest));
+        });
     }
 
-    /// Waits for any entry to be ready. A descriptor that is not open fails the
-    /// whole call with EBADF, as `select(2)` does.
+    /// Waits for any entry to be ready; returns how many entries are (0 on
+    /// timeout). A descriptor that is not open fails the whole call with EBADF,
+    /// as `select(2)` does.
     pub fn wait(&mut self, deadline: Deadline) -> OsResult<usize> {
-        self.pfds.clear();
-        self.pfds.extend(self.entries.iter().map(|e| e.0));
+        self.counts = [0; 3];
         let n = retry_eintr(|| sys_poll(&mut self.pfds, deadline))?;
-        if n > 0 && self.pfds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
-            return Err(OsError(libc::EBADF));
+        // poll counts the entries with any revents, so the scan can stop at
+        // the n-th of them: with one ready descriptor among many, it ends there.
+        let mut left = n;
+        for p in self.pfds.iter_mut() {
+            if left == 0 {
+                break;
+            }
+            if p.revents == 0 {
+                continue;
+            }
+            left -= 1;
+            if p.revents & libc::POLLNVAL != 0 {
+                self.counts = [0; 3];
+                return Err(OsError(libc::EBADF));
+            }
+            // Keep only the bits that count, so that readers of the entries
+            // need test nothing but revents != 0.
+            let (bits, k) = readiness(p.events);
+            p.revents &= bits;
+            if p.revents != 0 {
+                self.counts[k] += 1;
+            }
         }
-        for (entry, pfd) in self.entries.iter_mut().zip(&self.pfds) {
-            entry.0.revents = pfd.revents;
-        }
-        Ok(n)
+        Ok(self.counts.iter().sum())
+    }
+
+    /// How many entries pushed with `interest` the last `wait` found ready.
+    pub fn ready_count(&self, interest: Interest) -> usize {
+        self.counts[readiness(interest.events()).1]
+    }
+
+    /// The positions, relative to `from`, of the entries from `from` on that
+    /// the last `wait` found ready, ascending.
+    pub fn ready_from(&self, from: usize) -> impl Iterator<Item = usize> + '_ {
+        self.pfds[from..]
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.revents != 0)
+            .map(|(i, _)| i)
     }
 
     /// Whether entry `i` (in push order) is ready for what it was pushed for.
-    pub fn is_ready(&self, i: usize) -> bool {
-        let (pfd, interest) = &self.entries[i];
-        pfd.revents & interest.ready_bits() != 0
+    #[cfg(test)]
+    fn is_ready(&self, i: usize) -> bool {
+        self.pfds[i].revents != 0
     }
 }
 
@@ -102,6 +141,31 @@ mod tests {
         write_all(&w, b"abc");
         s.wait(Deadline::Immediate).unwrap();
         assert!(s.is_ready(0));
+    }
+
+    #[test]
+    fn counts_and_positions_per_list() {
+        let (r, w) = pipe();
+        write_all(&w, b"x");
+        let (idle, _w2) = pipe();
+        let mut s = Select::new();
+        // Read list [idle, r, r], write list [w, idle], except list [r].
+        for fd in [idle.as_raw_fd(), r.as_raw_fd(), r.as_raw_fd()] {
+            s.push(fd, Interest::Read);
+        }
+        s.push(w.as_raw_fd(), Interest::Write);
+        s.push(idle.as_raw_fd(), Interest::Write);
+        s.push(r.as_raw_fd(), Interest::Except);
+        assert_eq!(s.wait(Deadline::Immediate), Ok(3));
+        assert_eq!(s.ready_count(Interest::Read), 2);
+        assert_eq!(s.ready_count(Interest::Write), 1);
+        assert_eq!(s.ready_count(Interest::Except), 0);
+        let read: Vec<_> = s.ready_from(0).take(2).collect();
+        assert_eq!(read, vec![1, 2]);
+        assert_eq!(s.ready_from(3).next(), Some(0));
+        s.clear();
+        assert_eq!(s.wait(Deadline::Immediate), Ok(0));
+        assert_eq!(s.ready_count(Interest::Read), 0);
     }
 
     #[test]

@@ -16,13 +16,21 @@ pub enum NotFd {
 }
 
 /// Reads the descriptor at stack index `i`.
+#[inline]
 pub fn to_fd(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
     // Fast path: a small non-negative integer, the common case in hot loops.
+    // Inlined into the loops that call it (select reads one per list entry);
+    // everything else is out of line, so it adds no register saving here.
     if let Some(fd) = lua.exact_integer(i) {
         if (0..=RawFd::MAX as i64).contains(&fd) {
             return Ok(fd as RawFd);
         }
     }
+    to_fd_slow(lua, i)
+}
+
+#[inline(never)]
+fn to_fd_slow(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
     match lua.kind(i) {
         Kind::Number => from_number(lua.number(i)),
         Kind::Userdata | Kind::Table => {

@@ -282,6 +282,24 @@ impl Lua {
         kind_of(kind)
     }
 
+    /// Pushes `t[n]` without metamethods; returns its kind and, when it is a
+    /// number with an exact integer value, that integer: one C call fewer than
+    /// `raw_geti` followed by `exact_integer` (`select.select` reads its lists so).
+    #[inline]
+    pub fn raw_geti_int(&mut self, t: c_int, n: i64) -> (Kind, Option<i64>) {
+        // SAFETY: callers pass the index of a table; lua_tointegerx reads the
+        // value just pushed, known to be a number (a string is never converted).
+        unsafe {
+            let ty = ffi::lua_rawgeti(self.l, t, n as ffi::lua_Integer);
+            if ty != ffi::LUA_TNUMBER {
+                return (kind_of(ty), None);
+            }
+            let mut isnum = 0;
+            let v = ffi::lua_tointegerx(self.l, -1, &mut isnum);
+            (Kind::Number, (isnum != 0).then_some(v as i64))
+        }
+    }
+
     /// Pops a value and stores it as `t[n]` without metamethods.
     pub fn raw_seti(&mut self, t: c_int, n: i64) {
         // SAFETY: callers pass the index of a table and pushed the value.
