@@ -119,6 +119,35 @@ function M.open_set(n)
   return s
 end
 
+--- W1 and W2 for a list of rows {name, make}: `make(s, ...)` returns op, close
+--- for the set `s` (the extra arguments are passed on); figures are emitted
+--- under `impl(name)`.
+function M.w1_w2(rows, impl, ...)
+  local function each(w, param, s, ...)
+    for _, row in ipairs(rows) do
+      local op, close = row[2](s, ...)
+      M.emit(w, impl(row[1]), param, M.measure(op))
+      if close then close() end
+    end
+  end
+  for _, n in ipairs(M.W1_N) do
+    local s = M.open_set(n)
+    for _, kind in ipairs({ "idle", "one" }) do
+      if kind == "one" then M.make_one_ready(s) end
+      each("W1", n .. ":" .. kind, s, ...)
+    end
+    M.close_set(s)
+    collectgarbage()
+  end
+  for _, n in ipairs(M.W2_N) do
+    local s = M.open_set(n)
+    M.fill(s)
+    each("W2", n, s, ...)
+    M.close_set(s)
+    collectgarbage()
+  end
+end
+
 --- Queues one byte for every registered end (all become readable).
 function M.fill(s)
   for i = 1, s.n do

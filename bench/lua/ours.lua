@@ -260,30 +260,7 @@ local function run_api(name)
   -- W1 and W2: the API's own row, then its variants.
   local rows = { { name, api.wait } }
   for vname, v in pairs(api.variants or {}) do rows[#rows + 1] = { vname, v } end
-  for _, n in ipairs(B.W1_N) do
-    local s = B.open_set(n)
-    for _, kind in ipairs({ "idle", "one" }) do
-      if kind == "one" then B.make_one_ready(s) end
-      for _, row in ipairs(rows) do
-        local op, close = row[2](s, api)
-        emit("W1", impl(row[1]), n .. ":" .. kind, measure(op))
-        if close then close() end
-      end
-    end
-    B.close_set(s)
-    collectgarbage()
-  end
-  for _, n in ipairs(B.W2_N) do
-    local s = B.open_set(n)
-    B.fill(s)
-    for _, row in ipairs(rows) do
-      local op, close = row[2](s, api)
-      emit("W2", impl(row[1]), n, measure(op))
-      if close then close() end
-    end
-    B.close_set(s)
-    collectgarbage()
-  end
+  B.w1_w2(rows, impl, api)
   -- W3: each API in its natural loop; a unit is one token hop (one byte read
   -- and written to the partner), reported as round trips per second.
   for _, k in ipairs(B.W3_K) do
