@@ -614,8 +614,16 @@ impl Case {
                 self.model.bytes[end] -= got;
                 if got > 0 {
                     // The writer's space grew: its EV_CLEAR WRITE may fire.
-                    self.model.touch_fd(PEER[end], |write, _, maybe| {
-                        if write {
+                    // While that WRITE is enabled, the wake-up reports the
+                    // epoll entry it shares with READ of the same fd, so an
+                    // EV_CLEAR READ there with data still unread may fire
+                    // again too (the shared-entry limit, as for changes).
+                    let peer = PEER[end];
+                    let shared = self.model.regs.values().any(|r| {
+                        r.enabled && matches!(r.kind, RegKind::Fd { end: e, write: true, .. } if e == peer)
+                    });
+                    self.model.touch_fd(peer, |write, _, maybe| {
+                        if write || shared {
                             *maybe = true;
                         }
                     });
@@ -1286,6 +1294,36 @@ fn shrunk_delete_after_the_number_was_reused() {
         Op::Reuse(3),
         ctl(vec![], 1),
         ctl(vec![chx(Target::End(3, false), EV_DELETE, 0)], 0),
+    ])
+    .unwrap();
+}
+
+/// Not a fix: the model's tolerance, found with a random seed (the code
+/// before the fd table did the same). Reading at the peer wakes the writer's
+/// socket; its EV_CLEAR READ and an enabled WRITE share one edge-triggered
+/// epoll entry, whose report (for the new space) still shows the unread byte,
+/// so READ fires once more.
+#[test]
+fn shrunk_peer_read_refires_clear_read_on_a_shared_entry() {
+    run(&[
+        Op::Write(2, 1),
+        ctl(
+            vec![chx(Target::End(2, true), EV_ADD | EV_CLEAR | EV_RECEIPT, 0)],
+            0,
+        ),
+        Op::Write(3, 1),
+        ctl(
+            vec![chx(
+                Target::End(2, false),
+                EV_ADD | EV_CLEAR | EV_RECEIPT,
+                0,
+            )],
+            0,
+        ),
+        ctl(vec![], 0),
+        ctl(vec![], 1),
+        Op::Read(3, 1),
+        ctl(vec![], 2),
     ])
     .unwrap();
 }

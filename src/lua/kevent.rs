@@ -181,7 +181,10 @@ pub fn push_kevent(lua: &mut Lua, ev: KEvent, udata: Option<c_int>, mt: c_int) {
         },
         mt,
     );
-    set_udata(lua, -1, udata);
+    if udata.is_some() {
+        // A new kevent has no udata: only a value needs setting.
+        set_udata(lua, -1, udata);
+    }
 }
 
 /// Gives the kevent at `obj` the udata at stack slot `value` (none or nil: no

@@ -14,8 +14,9 @@ use super::class::{self, close_object, gc_object, push_object, this, tostring, C
 use super::fdarg::fd_arg;
 use super::kevent::{self, push_kevent};
 use super::results;
-use super::stack::{arg_error, cfn, upvalue, Error, Kind, Lua, Ret, REGISTRY};
+use super::stack::{arg_error, cfn, upvalue, Error, Kind, Lua, Num, Ret, REGISTRY};
 use super::timeout::{self, Negative};
+use crate::core::deadline::Deadline;
 use crate::core::kqueue::{KEvent, Kqueue};
 
 pub struct KqueueObject {
@@ -159,6 +160,7 @@ fn usable<'a>(lua: &'a mut Lua, func: &str) -> Result<&'a mut KqueueObject, Erro
 }
 
 fn control(lua: &mut Lua) -> Ret {
+    let top = lua.top();
     // Self first, as Python binds the method before it looks at arguments.
     let mut changes = std::mem::take(&mut usable(lua, "control")?.changes);
     let kind = lua.kind(2);
@@ -172,28 +174,41 @@ fn control(lua: &mut Lua) -> Ret {
             ),
         );
     }
-    let maxevents = match lua.number(3).and_then(|n| n.exact_int()) {
-        Some(n) if n < 0 => {
-            return arg_error(
-                "control",
-                2,
-                format!("maxevents must be 0 or positive, got {n}"),
-            )
-        }
-        _ => int_arg(lua, 3, "control", 2, 0, i32::MAX as i64, None)? as usize,
+    let maxevents = match lua.number(3) {
+        // The usual call: an integer in range, checked once.
+        Some(Num::Int(n)) if (0..=i32::MAX as i64).contains(&n) => n as usize,
+        n => match n.and_then(|n| n.exact_int()) {
+            Some(n) if n < 0 => {
+                return arg_error(
+                    "control",
+                    2,
+                    format!("maxevents must be 0 or positive, got {n}"),
+                )
+            }
+            _ => int_arg(lua, 3, "control", 2, 0, i32::MAX as i64, None)? as usize,
+        },
     };
-    let deadline = timeout::seconds(
-        lua,
-        4,
-        "control",
-        3,
-        Negative::Reject("timeout must be positive or nil"),
-    )?;
-    let results = results::out_arg(lua, 5, "control", 4)?;
+    // kq:control(changes, maxevents) waits forever: nothing more to check.
+    let deadline = if top < 4 {
+        Deadline::Forever
+    } else {
+        timeout::seconds(
+            lua,
+            4,
+            "control",
+            3,
+            Negative::Reject("timeout must be positive or nil"),
+        )?
+    };
+    let results = if top < 5 {
+        None
+    } else {
+        results::out_arg(lua, 5, "control", 4)?
+    };
     changes.clear();
-    lua.set_top(5);
-    lua.get_uservalue(1); // slot 6: the udata store
+    // The udata store goes in slot 6 when a change or an event needs it.
     let store = 6;
+    let mut have_store = false;
     if kind == Kind::Table {
         let n = lua.raw_len(2);
         for i in 1..=n {
@@ -208,6 +223,12 @@ fn control(lua: &mut Lua) -> Ret {
             };
             ev.udata = 0;
             if has_udata {
+                if !have_store {
+                    lua.pop(1);
+                    fetch_store(lua);
+                    have_store = true;
+                    lua.raw_geti(2, i as i64);
+                }
                 let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
                 kevent::push_udata(lua, -1, true);
                 lua.raw_seti(store, token as i64);
@@ -217,13 +238,22 @@ fn control(lua: &mut Lua) -> Ret {
             changes.push(ev);
         }
     }
-    let obj = usable(lua, "control")?;
+    // Found again (the borrow ended with the first look); no Lua code ran
+    // since, so it is the same open object, checked already.
+    let obj = match lua.userdata::<KqueueObject>(1, class::tag(&CLASS)) {
+        Some(Some(obj)) => obj,
+        _ => return usable(lua, "control").map(|_| 0),
+    };
     let mut out = std::mem::take(&mut obj.out);
-    let result = obj.kq.control(&changes, &mut out, maxevents, deadline);
-    obj.changes = changes;
     let mut released = std::mem::take(&mut obj.released);
     released.clear();
-    obj.kq.take_released(&mut released);
+    let result = obj
+        .kq
+        .control_releasing(&changes, &mut out, &mut released, maxevents, deadline);
+    obj.changes = keep(changes);
+    if !have_store && (!released.is_empty() || out.iter().any(|ev| ev.udata != 0)) {
+        fetch_store(lua);
+    }
     let n = match result {
         Ok(()) => {
             push_events(lua, &out, store, results);
@@ -239,10 +269,29 @@ fn control(lua: &mut Lua) -> Ret {
         lua.raw_seti(store, *token as i64);
     }
     if let Some(Some(obj)) = lua.userdata::<KqueueObject>(1, class::tag(&CLASS)) {
-        obj.out = out;
-        obj.released = released;
+        obj.out = keep(out);
+        obj.released = keep(released);
     }
     Ok(n)
+}
+
+/// Puts the udata store in slot 6 (the arguments padded to 5).
+fn fetch_store(lua: &mut Lua) {
+    lua.set_top(5);
+    lua.get_uservalue(1);
+}
+
+/// A buffer to keep for the next call, so that a steady loop allocates
+/// nothing; past `KEEP` entries it is dropped instead: one changelist that
+/// registers thousands of descriptors at once would otherwise hold 40 bytes
+/// per change for the life of the queue.
+fn keep<T>(v: Vec<T>) -> Vec<T> {
+    const KEEP: usize = 1024;
+    if v.capacity() > KEEP {
+        Vec::new()
+    } else {
+        v
+    }
 }
 
 fn close(lua: &mut Lua) -> Ret {

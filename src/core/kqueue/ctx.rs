@@ -1,6 +1,11 @@
 //! The kernel side of one queue that filters share: the epoll instance they
 //! register in, the token table that maps `epoll_event.data` back to them,
 //! and the per-queue helpers (fd table, inotify instance, signal watch).
+//!
+//! Tokens come in three kinds: `NOTIFY` (the queue's own eventfd), fd tokens
+//! (the top bit set: a descriptor number and its slot's generation, decoded
+//! by fdtable.rs without any table), and small numbers from `add_target`
+//! for everything else (timerfds, pidfds, the shared sources).
 
 use std::collections::HashMap;
 
@@ -22,8 +27,6 @@ pub type SourceFn = fn(&mut Ctx, &mut Vec<(u64, u32)>);
 pub enum Target {
     /// A resource owned by one registration (timerfd, pidfd).
     Knote(u64),
-    /// A user fd: its READ and WRITE registrations share one epoll entry.
-    Fd(RawFd),
     /// A descriptor shared by several registrations.
     Source(SourceFn),
 }
@@ -40,36 +43,34 @@ pub struct Ctx {
     pub fds: FdTable,
     pub inotify: Inotify,
     pub signals: SignalWatch,
-    /// Registrations a filter found dead; the registry removes them.
-    pub doomed: Vec<u64>,
+    /// Descriptors whose fd slot was found stale (closed, or the number now
+    /// names another file): the registry drops their registrations.
+    pub doomed: Vec<RawFd>,
     /// Incremented for each batch of epoll reports, so that fd filters can
     /// tell a fresh report from an old one.
     pub round: u64,
-    /// Level-mode fd entries reported in this round, re-armed after delivery.
-    pub rearm: Vec<(RawFd, u64)>,
 }
 
-fn noop_source(_: &mut Ctx, _: &mut Vec<(u64, u32)>) {}
+/// The token of the queue's notify eventfd. Its state is read by
+/// Registry::refresh_notify, not through a target.
+pub const NOTIFY: u64 = 1;
 
 impl Ctx {
     pub fn new(epfd: RawFd) -> OsResult<Ctx> {
         let notify = Arc::new(sys::eventfd()?);
-        let mut cx = Ctx {
+        let cx = Ctx {
             epfd,
             notify,
             targets: HashMap::default(),
-            next_token: 1,
+            next_token: NOTIFY + 1,
             fds: FdTable::default(),
             inotify: Inotify::default(),
             signals: SignalWatch::default(),
             doomed: Vec::new(),
             round: 0,
-            rearm: Vec::new(),
         };
-        // Its state is read by Registry::refresh_notify, not by a source.
-        let token = cx.add_target(Target::Source(noop_source));
         let fd = cx.notify.as_raw_fd();
-        epoll_add(epfd, fd, libc::EPOLLIN as u32, token)?;
+        epoll_add(epfd, fd, libc::EPOLLIN as u32, NOTIFY)?;
         Ok(cx)
     }
 
@@ -99,16 +100,25 @@ pub fn epoll_add(epfd: RawFd, fd: RawFd, events: u32, token: u64) -> OsResult<()
     }
 }
 
-/// EPOLL_CTL_MOD, turning ENOENT into an ADD (the kernel dropped the entry
-/// when the file was closed; the fd number now names a new file).
-pub fn epoll_mod(epfd: RawFd, fd: RawFd, events: u32, token: u64) -> OsResult<()> {
-    match sys::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, events, token) {
-        Err(OsError(libc::ENOENT)) => sys::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, events, token),
-        other => other,
-    }
-}
-
 /// EPOLL_CTL_DEL; failures only mean the entry is already gone.
 pub fn epoll_del(epfd: RawFd, fd: RawFd) {
     let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, 0, 0);
+}
+
+/// Whether `fd` still names the file it was put in the epoll set with, at no
+/// cost to that entry: the kernel finds an entry by (the file `fd` names now,
+/// `fd`), so EPOLL_CTL_ADD fails with EEXIST, changing nothing, exactly when
+/// it does. EBADF: `fd` is closed. Otherwise the number names another file
+/// (ENOENT); an entry added for it by this probe is taken out at once (its
+/// token, 0, names nothing, should another thread see it meanwhile).
+pub fn probe(epfd: RawFd, fd: RawFd) -> OsResult<()> {
+    match sys::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, 0, 0) {
+        Err(OsError(libc::EEXIST)) => Ok(()),
+        Err(OsError(libc::EBADF)) => Err(OsError(libc::EBADF)),
+        Ok(()) => {
+            epoll_del(epfd, fd);
+            Err(OsError(libc::ENOENT))
+        }
+        Err(_) => Err(OsError(libc::ENOENT)),
+    }
 }

@@ -1,322 +1,465 @@
-//! User descriptors (READ and WRITE filters): one epoll entry per fd, shared
-//! by its READ and WRITE registrations, whose mask is the union of the
-//! enabled ones. read.rs and write.rs only say how to measure an event.
+//! User descriptors (READ and WRITE filters): a table indexed by descriptor
+//! number, one 48-byte slot per number, holding both registrations of the fd
+//! and its one epoll entry, whose mask is the union of the enabled ones.
+//! read.rs and write.rs only say how to measure an event.
 //!
-//! Modes. Level-triggered registrations use EPOLLONESHOT and are re-armed
-//! after each report: the kernel then reports the fd again while it stays
-//! ready (level semantics), and an entry whose fd the user closed while the
-//! file stays open elsewhere (a dup, a child) fires at most once instead of
-//! forever. When an enabled registration on the fd has EV_CLEAR, the entry
+//! Modes. Level-triggered registrations use EPOLLONESHOT and are re-armed as
+//! soon as a report is taken: the kernel then reports the fd again while it
+//! stays ready (level semantics), and an entry whose fd the user closed while
+//! the file stays open elsewhere (a dup, a child) fires at most once instead
+//! of forever. When an enabled registration on the fd has EV_CLEAR, the entry
 //! is edge-triggered (EPOLLET) instead, and a level registration sharing it
-//! stays on the active list and is re-checked with poll(2) on each call.
+//! stays on the active list and is re-checked with poll(2) on each call. With
+//! no registration enabled the entry stays in the set, disarmed (ONESHOT with
+//! no interest), so that it can still vouch for the file (below).
+//!
+//! Identity. BSD drops the knotes of a closed descriptor; here the number may
+//! be closed, or reused for another file, behind our back. The kernel keys an
+//! epoll entry by (file, fd number) and looks it up by the file the number
+//! names *now*, so every epoll_ctl on the number is also a check: EBADF (the
+//! number is closed) or ENOENT (it names another file) means the slot is
+//! stale, and its registrations die. Changes and re-arms need an epoll_ctl
+//! anyway, so the check costs nothing there; elsewhere `ctx::probe` does it.
 //!
 //! Files epoll refuses (regular files, EPERM) are always ready, as poll(2)
 //! says; their registrations stay on the active list, which keeps the
-//! queue's notify eventfd signalled.
+//! queue's notify eventfd signalled. They have no epoll entry, so their
+//! (device, inode) is kept and compared instead.
 //!
-//! The file identity (device, inode) recorded at registration tells a closed
-//! and reused fd number apart: BSD drops the knotes of a closed descriptor.
+//! Memory: slots live in pages of 256 allocated on first use, so a table never
+//! moves (no growth copies) and costs 48 bytes per descriptor number up to the
+//! highest registered one. What is rare (regular files' identity, a socket
+//! error kept for later reports) lives in side maps.
 
 use std::collections::HashMap;
-
-use crate::core::fdhash::FdHash;
-use std::marker::PhantomData;
 use std::os::fd::RawFd;
 
 use super::consts::*;
-use super::ctx::{self, Ctx, Target};
-use super::filter::{Collect, Filter, Info, Ready};
+use super::ctx::{self, Ctx};
+use super::filter::{Collect, Ready, State};
 use super::sys::{self, Stat};
-use super::KEvent;
+use super::{read, write};
 use crate::core::error::{OsError, OsResult};
+use crate::core::fdhash::FdHash;
 
 /// What distinguishes READ from WRITE.
-pub trait Direction: Send + 'static {
-    /// Index of this direction's slot in an entry.
-    const SLOT: usize;
+pub struct Dir {
+    pub filter: i16,
     /// epoll bits to ask for.
-    const INTEREST: u32;
+    pub interest: u32,
     /// Reported bits that make this direction ready (ERR and HUP included:
     /// epoll always reports them, and BSD reports EOF through the filter).
-    const READY: u32;
-    /// The event for a pollable fd that `revents` says is ready.
-    fn measure(fd: RawFd, st: &Stat, revents: u32, sock_err: &mut i32) -> Ready;
+    pub ready: u32,
+    /// The event for a pollable fd that `revents` says is ready; the last
+    /// argument is the socket error kept for this fd (see read.rs).
+    pub measure: fn(RawFd, FileKind, u32, &mut i32) -> Ready,
     /// The event for an fd epoll cannot watch (always ready).
-    fn always(fd: RawFd, st: &Stat) -> Ready;
+    pub always: fn(RawFd, &Stat) -> Ready,
 }
 
-#[derive(Clone, Copy)]
-struct Slot {
-    id: u64,
-    enabled: bool,
-    clear: bool,
-    interest: u32,
+/// Indexed by direction: READ 0, WRITE 1.
+pub const DIRS: [&Dir; 2] = [&read::READ, &write::WRITE];
+
+/// What a descriptor names, from the fstat made when its slot is claimed (a
+/// file's type never changes; the slot dies with the file): how to measure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FileKind {
+    #[default]
+    Other,
+    Socket,
+    Fifo,
 }
 
-struct FdEntry {
-    file: (u64, u64),
-    token: u64,
-    /// False when epoll refused the fd (regular file): always ready.
-    pollable: bool,
-    /// In the epoll set right now.
-    registered: bool,
-    /// Registered with EPOLLET (some enabled registration has EV_CLEAR).
-    edge: bool,
-    slots: [Option<Slot>; 2],
+impl FileKind {
+    fn of(st: &Stat) -> FileKind {
+        match st.kind() {
+            libc::S_IFSOCK => FileKind::Socket,
+            libc::S_IFIFO => FileKind::Fifo,
+            _ => FileKind::Other,
+        }
+    }
 }
 
-impl FdEntry {
-    /// The epoll mask the enabled registrations want, or None for none.
-    fn wanted(&self) -> Option<(u32, bool)> {
+// Slot bits.
+/// The entry is registered with EPOLLET.
+const EDGE: u8 = 1;
+/// epoll refused the file (regular file): always ready, no epoll entry.
+const ALWAYS: u8 = 2;
+/// A registration of direction `dir` exists.
+const fn present(dir: usize) -> u8 {
+    4 << dir
+}
+const OCCUPIED: u8 = present(0) | present(1);
+/// The registry's active list holds an entry for position (fd, dir). Kept
+/// across removal: the entry then serves the next registration there, so
+/// there is never a second one.
+const fn listed(dir: usize) -> u8 {
+    16 << dir
+}
+const LISTED: u8 = listed(0) | listed(1);
+
+#[derive(Clone, Copy, Default)]
+pub struct FdSlot {
+    reg: [State; 2],
+    /// Generation, in the slot's epoll token: reports from an entry of an
+    /// earlier file under this number do not match.
+    gen: u32,
+    /// The last epoll report and the round (low bits) it came in.
+    round: u32,
+    revents: u32,
+    kind: FileKind,
+    bits: u8,
+}
+
+impl FdSlot {
+    /// The epoll mask the enabled registrations want, and whether it is
+    /// edge-triggered. No interest: ONESHOT alone, so ERR/HUP (which epoll
+    /// always reports) fire at most once while everything is disabled.
+    fn wanted(&self) -> (u32, bool) {
         let mut bits = 0;
         let mut edge = false;
-        for s in self.slots.iter().flatten().filter(|s| s.enabled) {
-            bits |= s.interest;
-            edge |= s.clear;
+        for (dir, d) in DIRS.iter().enumerate() {
+            let reg = &self.reg[dir];
+            if self.bits & present(dir) != 0 && reg.enabled {
+                bits |= d.interest;
+                edge |= reg.flags & EV_CLEAR != 0;
+            }
         }
-        let mode = if edge {
+        let mode = if edge && bits != 0 {
             libc::EPOLLET
         } else {
             libc::EPOLLONESHOT
-        } as u32;
-        (bits != 0).then_some((bits | mode, edge))
+        };
+        (bits | mode as u32, edge && bits != 0)
     }
+}
+
+const PAGE: usize = 256;
+const FD_TOKEN: u64 = 1 << 63;
+
+fn token(fd: RawFd, gen: u32) -> u64 {
+    FD_TOKEN | (u64::from(gen) << 32) | u64::from(fd as u32)
+}
+
+/// The (fd, generation) an fd token stands for; None for other tokens.
+pub fn decode(token: u64) -> Option<(RawFd, u32)> {
+    (token & FD_TOKEN != 0).then_some((token as u32 as RawFd, (token >> 32) as u32 & !(1 << 31)))
 }
 
 #[derive(Default)]
 pub struct FdTable {
-    map: HashMap<RawFd, FdEntry, FdHash>,
+    pages: Vec<Option<Box<[FdSlot]>>>,
+    /// (device, inode) of the always-ready files (no epoll entry to ask).
+    files: HashMap<RawFd, (u64, u64), FdHash>,
+    /// The socket error read with SO_ERROR (which clears it in the kernel),
+    /// kept so that every later READ report of the fd carries it.
+    sock_err: HashMap<RawFd, i32, FdHash>,
 }
 
-/// Makes `fd`'s entry describe the file the fd names now. If the number was
-/// closed and reused, the registrations of the old file are dropped (other
-/// than `id`, which is being re-added) and the entry starts afresh.
-fn claim(cx: &mut Ctx, fd: RawFd, id: u64) -> OsResult<()> {
-    let st = sys::fstat(fd)?;
-    if let Some(e) = cx.fds.map.get(&fd) {
-        if e.file == st.file {
-            return Ok(());
+impl FdTable {
+    fn get(&self, fd: RawFd) -> Option<&FdSlot> {
+        let i = usize::try_from(fd).ok()?;
+        self.pages.get(i / PAGE)?.as_ref().map(|p| &p[i % PAGE])
+    }
+
+    fn get_mut(&mut self, fd: RawFd) -> Option<&mut FdSlot> {
+        let i = usize::try_from(fd).ok()?;
+        self.pages
+            .get_mut(i / PAGE)?
+            .as_mut()
+            .map(|p| &mut p[i % PAGE])
+    }
+
+    /// The slot of `fd` (not negative), allocating its page.
+    fn slot(&mut self, fd: RawFd) -> &mut FdSlot {
+        let i = fd as usize;
+        if self.pages.len() <= i / PAGE {
+            self.pages.resize_with(i / PAGE + 1, || None);
+        }
+        let page = self.pages[i / PAGE].get_or_insert_with(|| vec![FdSlot::default(); PAGE].into());
+        &mut page[i % PAGE]
+    }
+
+    /// The registration at (fd, dir), if there is one.
+    pub fn state(&self, fd: RawFd, dir: usize) -> Option<State> {
+        self.get(fd)
+            .filter(|s| s.bits & present(dir) != 0)
+            .map(|s| s.reg[dir])
+    }
+
+    /// Overwrites the registration at (fd, dir), which must exist.
+    pub fn set_state(&mut self, fd: RawFd, dir: usize, st: State) {
+        if let Some(s) = self.get_mut(fd).filter(|s| s.bits & present(dir) != 0) {
+            s.reg[dir] = st;
         }
     }
-    if let Some(old) = cx.fds.map.remove(&fd) {
-        // Its epoll entry went with the old file (or lingers, disarmed, keyed
-        // by a token nothing maps any more).
-        cx.forget_target(old.token);
-        let stale = old.slots.iter().flatten().filter(|s| s.id != id);
-        cx.doomed.extend(stale.map(|s| s.id));
+
+    /// Puts a registration at (fd, dir) of an occupied slot (the other
+    /// direction's), before `sync`.
+    fn put(&mut self, fd: RawFd, dir: usize, st: State) {
+        let s = self.slot(fd);
+        s.reg[dir] = st;
+        s.bits |= present(dir);
     }
-    let token = cx.add_target(Target::Fd(fd));
-    let entry = FdEntry {
-        file: st.file,
-        token,
-        pollable: true,
-        registered: false,
-        edge: false,
-        slots: [None, None],
+
+    /// Takes the registration at (fd, dir) out (before `sync`), returning it.
+    pub fn take(&mut self, fd: RawFd, dir: usize) -> Option<State> {
+        let s = self.get_mut(fd).filter(|s| s.bits & present(dir) != 0)?;
+        s.bits &= !present(dir);
+        let st = std::mem::take(&mut s.reg[dir]);
+        if dir == 0 {
+            self.sock_err.remove(&fd);
+        }
+        Some(st)
+    }
+
+    pub fn occupied(&self, fd: RawFd) -> bool {
+        self.get(fd).is_some_and(|s| s.bits & OCCUPIED != 0)
+    }
+
+    pub fn always(&self, fd: RawFd) -> bool {
+        self.get(fd).is_some_and(|s| s.bits & ALWAYS != 0)
+    }
+
+    /// Forgets a socket error kept for READ (a modifying EV_ADD starts afresh).
+    pub fn clear_sock_err(&mut self, fd: RawFd) {
+        self.sock_err.remove(&fd);
+    }
+
+    /// Marks the registration at (fd, dir) active; true when its position
+    /// needs an entry on the active list (it has none yet).
+    pub fn activate(&mut self, fd: RawFd, dir: usize) -> bool {
+        let Some(s) = self.get_mut(fd).filter(|s| s.bits & present(dir) != 0) else {
+            return false;
+        };
+        if s.reg[dir].active {
+            return false;
+        }
+        s.reg[dir].active = true;
+        let was = s.bits & listed(dir) != 0;
+        s.bits |= listed(dir);
+        !was
+    }
+
+    /// Marks (fd, dir) as listed; false if it already was.
+    pub fn list(&mut self, fd: RawFd, dir: usize) -> bool {
+        let s = self.slot(fd);
+        let was = s.bits & listed(dir) != 0;
+        s.bits |= listed(dir);
+        !was
+    }
+
+    /// Its active-list entry is being taken out.
+    pub fn unlist(&mut self, fd: RawFd, dir: usize) {
+        if let Some(s) = self.get_mut(fd) {
+            s.bits &= !listed(dir);
+        }
+    }
+
+    /// Empties the slot without touching the kernel (its file is gone, or
+    /// the epoll set is) and returns the registrations it held.
+    pub fn forget(&mut self, fd: RawFd) -> [Option<State>; 2] {
+        let gone = [self.take(fd, 0), self.take(fd, 1)];
+        self.files.remove(&fd);
+        if let Some(s) = self.get_mut(fd) {
+            s.bits &= LISTED;
+        }
+        gone
+    }
+
+    /// Every descriptor with a registration (for teardown).
+    pub fn occupied_fds(&self) -> Vec<RawFd> {
+        let mut fds = Vec::new();
+        for (p, page) in self.pages.iter().enumerate() {
+            for (i, s) in page.iter().flat_map(|p| p.iter().enumerate()) {
+                if s.bits & OCCUPIED != 0 {
+                    fds.push((p * PAGE + i) as RawFd);
+                }
+            }
+        }
+        fds
+    }
+}
+
+/// EBADF unless `fd` still names the always-ready file registered there.
+fn same_file(t: &FdTable, fd: RawFd) -> OsResult<Stat> {
+    let st = sys::fstat(fd)?;
+    match t.files.get(&fd) {
+        Some(file) if *file == st.file => Ok(st),
+        _ => Err(OsError(libc::ENOENT)),
+    }
+}
+
+/// Brings the epoll entry of an occupied slot in line with its
+/// registrations, or takes it out of the set when the slot is empty. An
+/// error (EBADF: closed; ENOENT: the number names another file) means the
+/// slot is stale: the caller drops it (`FdTable::forget`).
+pub fn sync(cx: &mut Ctx, fd: RawFd) -> OsResult<()> {
+    let epfd = cx.epfd;
+    let t = &mut cx.fds;
+    let Some(s) = t.get(fd).copied() else {
+        return Ok(());
     };
-    cx.fds.map.insert(fd, entry);
+    if s.bits & ALWAYS != 0 {
+        let checked = same_file(t, fd).map(drop);
+        if s.bits & OCCUPIED == 0 {
+            t.files.remove(&fd);
+            if let Some(s) = t.get_mut(fd) {
+                s.bits &= LISTED;
+            }
+        }
+        return checked;
+    }
+    if s.bits & OCCUPIED == 0 {
+        return sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, 0, 0);
+    }
+    let (events, edge) = s.wanted();
+    sys::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, events, token(fd, s.gen))?;
+    if let Some(s) = t.get_mut(fd) {
+        s.bits = if edge { s.bits | EDGE } else { s.bits & !EDGE };
+    }
     Ok(())
 }
 
-/// Sets (or clears) one slot and brings the epoll entry in line.
-fn set_slot(cx: &mut Ctx, fd: RawFd, index: usize, slot: Option<Slot>) -> OsResult<()> {
-    let Some(mut e) = cx.fds.map.remove(&fd) else {
-        return Err(OsError(libc::ENOENT));
-    };
-    e.slots[index] = slot;
-    if e.slots.iter().all(Option::is_none) {
-        if e.registered {
-            ctx::epoll_del(cx.epfd, fd);
-        }
-        cx.forget_target(e.token);
-        return Ok(());
-    }
-    let result = sync(cx.epfd, fd, &mut e);
-    cx.fds.map.insert(fd, e);
-    result
-}
-
-fn sync(epfd: RawFd, fd: RawFd, e: &mut FdEntry) -> OsResult<()> {
-    if !e.pollable {
-        return Ok(());
-    }
-    let Some((events, edge)) = e.wanted() else {
-        if e.registered {
-            ctx::epoll_del(epfd, fd);
-            e.registered = false;
-        }
-        return Ok(());
-    };
-    let result = if e.registered {
-        ctx::epoll_mod(epfd, fd, events, e.token)
-    } else {
-        ctx::epoll_add(epfd, fd, events, e.token)
-    };
-    match result {
+/// Makes a new slot for `fd`, which must be empty, holding `st` at `dir`:
+/// records what the fd names and puts it in the epoll set. Returns whether
+/// an event is pending already (an enabled registration of an always-ready
+/// file).
+pub fn claim(cx: &mut Ctx, fd: RawFd, dir: usize, st: State) -> OsResult<bool> {
+    let info = sys::fstat(fd)?;
+    let epfd = cx.epfd;
+    let t = &mut cx.fds;
+    let s = t.slot(fd);
+    s.gen = s.gen.wrapping_add(1) & !(1 << 31);
+    s.kind = FileKind::of(&info);
+    s.round = 0;
+    s.revents = 0;
+    s.bits &= LISTED;
+    s.reg[dir] = st;
+    s.bits |= present(dir);
+    let (events, edge) = s.wanted();
+    // EEXIST: an entry of this very file under this number outlived an
+    // earlier slot (the number was closed and given back to the same file);
+    // it is taken over by the new token.
+    match ctx::epoll_add(epfd, fd, events, token(fd, s.gen)) {
         Ok(()) => {
-            e.registered = true;
-            e.edge = edge;
-            Ok(())
+            if edge {
+                s.bits |= EDGE;
+            }
+            Ok(false)
         }
-        // Regular files and directories: poll(2) calls them always ready.
         Err(OsError(libc::EPERM)) => {
-            e.pollable = false;
-            e.registered = false;
-            Ok(())
+            s.bits |= ALWAYS;
+            t.files.insert(fd, info.file);
+            Ok(st.enabled)
         }
-        Err(err) => Err(err),
+        Err(e) => {
+            s.bits &= LISTED;
+            s.reg[dir] = State::default();
+            Err(e)
+        }
     }
 }
 
-/// An epoll report for an fd entry: the registrations it concerns.
-pub fn dispatch(cx: &mut Ctx, fd: RawFd, token: u64, revents: u32, hits: &mut Vec<(u64, u32)>) {
-    let Some(e) = cx.fds.map.get(&fd) else { return };
-    if e.token != token {
-        return;
-    }
-    hits.extend(e.slots.iter().flatten().map(|s| (s.id, revents)));
-    if e.registered && !e.edge {
-        cx.rearm.push((fd, token));
+/// Adds `st` at `dir` to the occupied slot of `fd`; the epoll_ctl checks
+/// the slot is still about the file `fd` names (Err: it is not, and nothing
+/// was added). Returns whether an event is pending already.
+pub fn join(cx: &mut Ctx, fd: RawFd, dir: usize, st: State) -> OsResult<bool> {
+    cx.fds.put(fd, dir, st);
+    match sync(cx, fd) {
+        Ok(()) => Ok(st.enabled && cx.fds.always(fd)),
+        Err(e) => {
+            cx.fds.take(fd, dir);
+            Err(e)
+        }
     }
 }
 
-/// Re-arms the EPOLLONESHOT entries reported in this round. One whose fd was
-/// closed (EBADF) or now names a file outside the set (ENOENT) is stale: its
-/// registrations go, as BSD drops knotes with their descriptor.
-pub fn rearm_all(cx: &mut Ctx) {
-    for (fd, token) in std::mem::take(&mut cx.rearm) {
-        let Some(e) = cx.fds.map.get_mut(&fd) else {
-            continue;
+/// An epoll report for `fd`'s entry (generation `gen`): which directions it
+/// makes ready, as a bit per direction. A level (ONESHOT) entry is re-armed
+/// here, which also proves that `fd` still names its file; an edge entry is
+/// checked with a probe. A stale slot is put on `cx.doomed`.
+pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, revents: u32) -> u8 {
+    let epfd = cx.epfd;
+    let round = cx.round as u32;
+    let Some(s) = cx.fds.get_mut(fd) else {
+        return 0;
+    };
+    if s.gen != gen || s.bits & OCCUPIED == 0 || s.bits & ALWAYS != 0 {
+        return 0; // an entry of a file this slot no longer holds
+    }
+    let (events, _) = s.wanted();
+    if events & !(libc::EPOLLONESHOT as u32) == 0 {
+        return 0; // the ERR/HUP of a parked entry: nothing enabled wants it
+    }
+    let checked = if s.bits & EDGE != 0 {
+        ctx::probe(epfd, fd)
+    } else {
+        sys::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, events, token(fd, s.gen))
+    };
+    if checked.is_err() {
+        cx.doomed.push(fd);
+        return 0;
+    }
+    s.revents = revents;
+    s.round = round;
+    let mut ready = 0;
+    for (dir, d) in DIRS.iter().enumerate() {
+        if s.bits & present(dir) != 0 && s.reg[dir].enabled && revents & d.ready != 0 {
+            ready |= 1 << dir;
+        }
+    }
+    ready
+}
+
+/// Builds the event of the registration at (fd, dir) if there is one now.
+pub fn collect(cx: &mut Ctx, fd: RawFd, dir: usize) -> Collect {
+    let d = DIRS[dir];
+    let Some(s) = cx.fds.get(fd).copied() else {
+        return Collect::Gone;
+    };
+    if s.bits & ALWAYS != 0 {
+        return match same_file(&cx.fds, fd) {
+            Ok(st) => Collect::Ready((d.always)(fd, &st)),
+            Err(_) => Collect::Gone,
         };
-        if e.token != token || !e.registered || e.edge {
-            continue;
-        }
-        let Some((events, _)) = e.wanted() else {
-            continue;
-        };
-        if sys::epoll_ctl(cx.epfd, libc::EPOLL_CTL_MOD, fd, events, token).is_err() {
-            e.registered = false;
-            let ids: Vec<u64> = e.slots.iter().flatten().map(|s| s.id).collect();
-            cx.doomed.extend(ids);
-        }
     }
-}
-
-/// A READ or WRITE registration.
-pub struct FdFilter<D> {
-    fd: RawFd,
-    /// The last epoll report and the round it came in.
-    revents: u32,
-    round: u64,
-    /// The socket error read with SO_ERROR (which clears it in the kernel),
-    /// kept so that every later report of this registration carries it.
-    sock_err: i32,
-    _dir: PhantomData<D>,
-}
-
-pub fn attach<D: Direction>(cx: &mut Ctx, kn: &Info, _kev: &KEvent) -> OsResult<Box<dyn Filter>> {
-    let fd = sys::ident_fd(kn.ident)?;
-    claim(cx, fd, kn.id)?;
-    Ok(Box::new(FdFilter::<D> {
-        fd,
-        revents: 0,
-        round: 0,
-        sock_err: 0,
-        _dir: PhantomData,
-    }))
-}
-
-impl<D: Direction> Filter for FdFilter<D> {
-    fn modify(&mut self, cx: &mut Ctx, kn: &Info, _kev: &KEvent) -> OsResult<()> {
-        self.sock_err = 0;
-        claim(cx, self.fd, kn.id)
-    }
-
-    fn validate(&self, cx: &mut Ctx, _kn: &Info) -> OsResult<()> {
-        let st = sys::fstat(self.fd)?;
-        match cx.fds.map.get(&self.fd) {
-            Some(e) if e.file == st.file => Ok(()),
-            // Closed and reused: the registration died with the old file.
-            _ => Err(OsError(libc::ENOENT)),
-        }
-    }
-
-    fn arm(&mut self, cx: &mut Ctx, kn: &Info) -> OsResult<bool> {
-        let slot = Slot {
-            id: kn.id,
-            enabled: kn.enabled,
-            clear: kn.has(EV_CLEAR),
-            interest: D::INTEREST,
-        };
-        set_slot(cx, self.fd, D::SLOT, Some(slot))?;
-        let pollable = cx.fds.map.get(&self.fd).is_none_or(|e| e.pollable);
-        Ok(kn.enabled && !pollable)
-    }
-
-    fn event(&mut self, cx: &mut Ctx, _kn: &Info, hint: u32) -> bool {
-        if hint & D::READY == 0 {
-            return false;
-        }
-        self.revents = hint;
-        self.round = cx.round;
-        true
-    }
-
-    fn collect(&mut self, cx: &mut Ctx, _kn: &Info) -> Collect {
-        let Ok(st) = sys::fstat(self.fd) else {
+    let revents = if s.round == cx.round as u32 && s.revents != 0 {
+        // Reported in this round, by an entry `report` checked.
+        s.revents
+    } else {
+        // Kept active since an earlier call: check the file, then ask it.
+        if ctx::probe(cx.epfd, fd).is_err() {
             return Collect::Gone;
-        };
-        let Some(e) = cx.fds.map.get(&self.fd).filter(|e| e.file == st.file) else {
-            return Collect::Gone;
-        };
-        if !e.pollable {
-            return Collect::Ready(D::always(self.fd, &st));
         }
-        let revents = if self.round == cx.round && self.revents != 0 {
-            self.revents
-        } else {
-            // Not reported in this round: ask the fd itself.
-            match sys::poll_now(self.fd, D::INTEREST) {
-                Ok(r) => r,
-                Err(_) => return Collect::Gone,
-            }
-        };
-        if revents & D::READY == 0 {
-            return Collect::NotReady;
+        match sys::poll_now(fd, d.interest) {
+            Ok(r) => r,
+            Err(_) => return Collect::Gone,
         }
-        Collect::Ready(D::measure(self.fd, &st, revents, &mut self.sock_err))
+    };
+    if revents & d.ready == 0 {
+        return Collect::NotReady;
     }
-
-    fn delivered(&mut self, cx: &mut Ctx, kn: &Info) -> bool {
-        self.revents = 0;
-        match cx.fds.map.get(&self.fd) {
-            // Always ready, or sharing an edge-triggered entry: the kernel will
-            // not report it again, so a level registration stays active.
-            Some(e) if !e.pollable || e.edge => !kn.has(EV_CLEAR),
-            // EPOLLONESHOT entries are re-armed and reported again if ready.
-            _ => false,
-        }
+    let t = &mut cx.fds;
+    let mut err = match dir {
+        0 if !t.sock_err.is_empty() => t.sock_err.get(&fd).copied().unwrap_or(0),
+        _ => 0,
+    };
+    let ready = (d.measure)(fd, s.kind, revents, &mut err);
+    if err != 0 {
+        t.sock_err.insert(fd, err);
     }
+    Collect::Ready(ready)
+}
 
-    fn detach(&mut self, cx: &mut Ctx, kn: &Info) {
-        let mine = cx
-            .fds
-            .map
-            .get(&self.fd)
-            .and_then(|e| e.slots[D::SLOT])
-            .is_some_and(|s| s.id == kn.id);
-        if mine {
-            let _ = set_slot(cx, self.fd, D::SLOT, None);
-        } else if cx
-            .fds
-            .map
-            .get(&self.fd)
-            .is_some_and(|e| e.slots.iter().all(Option::is_none))
-        {
-            // Claimed by attach but never armed (arm failed): no epoll entry.
-            if let Some(e) = cx.fds.map.remove(&self.fd) {
-                cx.forget_target(e.token);
-            }
-        }
+/// After a delivery that kept the registration: whether it stays on the
+/// active list (level-triggered state the kernel will not report again).
+pub fn stays(cx: &Ctx, fd: RawFd, st: &State) -> bool {
+    match cx.fds.get(fd) {
+        // Always ready, or sharing an edge-triggered entry: the kernel will
+        // not report it again, so a level registration stays active.
+        Some(s) if s.bits & (ALWAYS | EDGE) != 0 => st.flags & EV_CLEAR == 0,
+        // ONESHOT entries were re-armed and are reported again if ready.
+        _ => false,
     }
 }

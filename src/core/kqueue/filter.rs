@@ -7,7 +7,7 @@
 
 use super::ctx::Ctx;
 use super::{consts::*, KEvent};
-use super::{fdtable, proc, read, signal, timer, user, vnode, write};
+use super::{proc, signal, timer, user, vnode};
 use crate::core::error::{OsError, OsResult};
 
 /// The registry's view of one registration, handed to its filter.
@@ -26,6 +26,21 @@ impl Info {
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
+}
+
+/// The registry's bookkeeping for one registration, whatever its filter
+/// (16 bytes: the fd table keeps two per descriptor).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct State {
+    /// The caller's token; 0 for none.
+    pub udata: u64,
+    /// The `control` call that last delivered it (see Registry::call).
+    pub delivered_in: u32,
+    /// Stored behaviour flags (EV_ONESHOT, EV_CLEAR, EV_DISPATCH, ...).
+    pub flags: u16,
+    pub enabled: bool,
+    /// On the active list.
+    pub active: bool,
 }
 
 /// An event a filter has ready: the registration's own ident, filter, flags
@@ -101,11 +116,17 @@ pub trait Filter: Send {
 /// How a registration of one filter is created.
 pub type AttachFn = fn(&mut Ctx, &Info, &KEvent) -> OsResult<Box<dyn Filter>>;
 
+pub enum Attach {
+    /// READ (0) or WRITE (1): kept in the fd table (fdtable.rs), not boxed.
+    Fd(usize),
+    Other(AttachFn),
+}
+
 pub struct Spec {
     pub filter: i16,
     /// The ident is a file descriptor: EBADF when it is not open.
     pub takes_fd: bool,
-    pub attach: AttachFn,
+    pub attach: Attach,
 }
 
 /// Every filter this emulation implements. AIO has no Linux counterpart here:
@@ -114,37 +135,37 @@ const SPECS: &[Spec] = &[
     Spec {
         filter: FILTER_READ,
         takes_fd: true,
-        attach: fdtable::attach::<read::Read>,
+        attach: Attach::Fd(0),
     },
     Spec {
         filter: FILTER_WRITE,
         takes_fd: true,
-        attach: fdtable::attach::<write::Write>,
+        attach: Attach::Fd(1),
     },
     Spec {
         filter: FILTER_VNODE,
         takes_fd: true,
-        attach: vnode::attach,
+        attach: Attach::Other(vnode::attach),
     },
     Spec {
         filter: FILTER_PROC,
         takes_fd: false,
-        attach: proc::attach,
+        attach: Attach::Other(proc::attach),
     },
     Spec {
         filter: FILTER_SIGNAL,
         takes_fd: false,
-        attach: signal::attach,
+        attach: Attach::Other(signal::attach),
     },
     Spec {
         filter: FILTER_TIMER,
         takes_fd: false,
-        attach: timer::attach,
+        attach: Attach::Other(timer::attach),
     },
     Spec {
         filter: FILTER_USER,
         takes_fd: false,
-        attach: user::attach,
+        attach: Attach::Other(user::attach),
     },
 ];
 

@@ -46,11 +46,12 @@ mod tests;
 pub use consts::*;
 
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use crate::core::deadline::{retry_eintr, Deadline};
+use crate::core::deadline::Deadline;
 use crate::core::error::{OsError, OsResult};
 use registry::Registry;
 
@@ -185,6 +186,29 @@ impl Kqueue {
         maxevents: usize,
         deadline: Deadline,
     ) -> OsResult<()> {
+        self.run(changes, out, None, maxevents, deadline)
+    }
+
+    /// `control`, then `take_released` into `released`, under one lock.
+    pub fn control_releasing(
+        &self,
+        changes: &[KEvent],
+        out: &mut Vec<KEvent>,
+        released: &mut Vec<u64>,
+        maxevents: usize,
+        deadline: Deadline,
+    ) -> OsResult<()> {
+        self.run(changes, out, Some(released), maxevents, deadline)
+    }
+
+    fn run(
+        &self,
+        changes: &[KEvent],
+        out: &mut Vec<KEvent>,
+        released: Option<&mut Vec<u64>>,
+        maxevents: usize,
+        deadline: Deadline,
+    ) -> OsResult<()> {
         out.clear();
         let shared = self.live()?;
         let epfd = self.fd.as_raw_fd();
@@ -193,9 +217,12 @@ impl Kqueue {
         let reported = reg.apply_changes(changes, out, maxevents);
         if !matches!(reported, Ok(false)) || maxevents == 0 {
             reg.refresh_notify();
+            if let Some(released) = released {
+                reg.take_released(released);
+            }
             return reported.map(drop);
         }
-        let mut buf = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        let mut buf = [MaybeUninit::<libc::epoll_event>::uninit(); BATCH];
         // Always a whole batch, whatever maxevents: reports beyond maxevents
         // wait on the active list. Leaving them in the kernel's ready list
         // instead let one EV_CLEAR state change be delivered twice (once from
@@ -203,7 +230,6 @@ impl Kqueue {
         // let the notify eventfd's report, taking the only slot when
         // maxevents is 1, hide a ready fd from a call with timeout 0. Both
         // found by tests/kqueue_model.rs.
-        let buf = &mut buf[..];
         reg.begin_call();
         let mut block = false;
         let result = loop {
@@ -212,21 +238,21 @@ impl Kqueue {
                 // queue meanwhile (e.g. to trigger a USER event that wakes us).
                 reg.settle();
                 drop(reg);
-                let n = retry_eintr(|| sys::epoll_wait(epfd, buf, deadline.remaining_ms()));
+                let got = sys::epoll_wait(epfd, &mut buf, || deadline.remaining_ms());
                 reg = lock(&shared.reg);
                 reg.cx.epfd = epfd;
-                n
+                got
             } else {
-                retry_eintr(|| sys::epoll_wait(epfd, buf, 0))
+                sys::epoll_wait(epfd, &mut buf, || 0)
             };
-            let n = match waited {
-                Ok(n) => n,
+            let reports = match waited {
+                Ok(reports) => reports,
                 Err(e) => break Err(e),
             };
-            let before = out.len();
-            reg.absorb(&buf[..n]);
+            let (full, before) = (reports.len() == BATCH, out.len());
+            reg.absorb(reports);
             reg.scan(out, maxevents);
-            if n == buf.len() && out.len() > before && out.len() < maxevents {
+            if full && out.len() > before && out.len() < maxevents {
                 // More may be ready than one batch held: take another. (Only
                 // after progress: the notify eventfd alone can fill a batch.)
                 block = false;
@@ -238,6 +264,9 @@ impl Kqueue {
             block = true;
         };
         reg.settle();
+        if let Some(released) = released {
+            reg.take_released(released);
+        }
         result
     }
 

@@ -11,63 +11,66 @@
 use std::os::fd::RawFd;
 
 use super::consts::*;
-use super::fdtable::Direction;
+use super::fdtable::{Dir, FileKind};
 use super::filter::Ready;
 use super::sys::{self, Stat};
-
-pub struct Read;
 
 const EPOLLIN: u32 = libc::EPOLLIN as u32;
 const EPOLLRDHUP: u32 = libc::EPOLLRDHUP as u32;
 const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
 const EPOLLERR: u32 = libc::EPOLLERR as u32;
 
-impl Direction for Read {
-    const SLOT: usize = 0;
-    const INTEREST: u32 = EPOLLIN | EPOLLRDHUP;
-    const READY: u32 = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+pub const READ: Dir = Dir {
+    filter: FILTER_READ,
+    interest: EPOLLIN | EPOLLRDHUP,
+    ready: EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR,
+    measure,
+    always,
+};
 
-    fn measure(fd: RawFd, st: &Stat, revents: u32, sock_err: &mut i32) -> Ready {
-        let socket = st.kind() == libc::S_IFSOCK;
-        if socket && listening(fd) {
-            // TCP tells the accept queue length; for other listeners (AF_UNIX)
-            // a readable listener has at least one connection waiting.
-            let waiting = sys::tcp_accept_backlog(fd).map_or(0, i64::from);
-            let floor = i64::from(revents & EPOLLIN != 0);
-            return Ready {
-                data: waiting.max(floor),
-                ..Ready::default()
-            };
-        }
-        let data = sys::ioctl_int(fd, libc::FIONREAD).map_or(0, |n| i64::from(n.max(0)));
-        let eof = revents & (EPOLLHUP | EPOLLRDHUP) != 0;
-        if !eof {
-            return Ready {
-                data,
-                ..Ready::default()
-            };
-        }
-        if socket && revents & EPOLLERR != 0 && *sock_err == 0 {
-            *sock_err = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or(0);
-        }
-        Ready {
-            data,
-            fflags: *sock_err as u32,
-            flags: EV_EOF,
-        }
-    }
-
-    fn always(fd: RawFd, st: &Stat) -> Ready {
-        let data = if st.kind() == libc::S_IFREG {
-            let off = sys::offset(fd).unwrap_or(st.size);
-            (st.size - off).max(0)
-        } else {
-            0
+fn measure(fd: RawFd, kind: FileKind, revents: u32, sock_err: &mut i32) -> Ready {
+    let socket = kind == FileKind::Socket;
+    let queued = sys::ioctl_int(fd, libc::FIONREAD);
+    // Bytes to read prove a socket is not listening (FIONREAD fails on TCP,
+    // UNIX and SCTP listeners), which spares the usual event a getsockopt.
+    if socket && !matches!(queued, Ok(n) if n > 0) && listening(fd) {
+        // TCP tells the accept queue length; for other listeners (AF_UNIX)
+        // a readable listener has at least one connection waiting.
+        let waiting = sys::tcp_accept_backlog(fd).map_or(0, i64::from);
+        let floor = i64::from(revents & EPOLLIN != 0);
+        return Ready {
+            data: waiting.max(floor),
+            ..Ready::default()
         };
-        Ready {
+    }
+    let data = queued.map_or(0, |n| i64::from(n.max(0)));
+    let eof = revents & (EPOLLHUP | EPOLLRDHUP) != 0;
+    if !eof {
+        return Ready {
             data,
             ..Ready::default()
-        }
+        };
+    }
+    if socket && revents & EPOLLERR != 0 && *sock_err == 0 {
+        *sock_err = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or(0);
+    }
+    Ready {
+        data,
+        fflags: *sock_err as u32,
+        flags: EV_EOF,
+    }
+}
+
+fn always(fd: RawFd, st: &Stat) -> Ready {
+    let data = if st.kind() == libc::S_IFREG {
+        let off = sys::offset(fd).unwrap_or(st.size);
+        (st.size - off).max(0)
+    } else {
+        0
+    };
+    Ready {
+        data,
+        ..Ready::default()
     }
 }
 

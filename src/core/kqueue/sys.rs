@@ -4,6 +4,7 @@
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
+use crate::core::deadline::retry_eintr;
 use crate::core::error::{cvt, OsError, OsResult};
 
 /// Takes ownership of a descriptor a libc call just returned.
@@ -43,16 +44,22 @@ pub fn epoll_ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, events: u32, token: u6
     cvt(unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) }).map(drop)
 }
 
-/// `epoll_wait` into `buf`; returns how many entries were filled.
+/// `epoll_wait` into `buf`, which need not be initialised (the kernel only
+/// writes it), retried on EINTR with the timeout `timeout_ms()` gives each
+/// time; returns the entries filled.
 pub fn epoll_wait(
     epfd: RawFd,
-    buf: &mut [libc::epoll_event],
-    timeout_ms: libc::c_int,
-) -> OsResult<usize> {
+    buf: &mut [MaybeUninit<libc::epoll_event>],
+    timeout_ms: impl Fn() -> libc::c_int,
+) -> OsResult<&[libc::epoll_event]> {
     let len = buf.len().min(libc::c_int::MAX as usize) as libc::c_int;
-    // SAFETY: buf has at least `len` writable epoll_event slots.
-    let n = cvt(unsafe { libc::epoll_wait(epfd, buf.as_mut_ptr(), len, timeout_ms) })?;
-    Ok(n as usize)
+    let n = retry_eintr(|| {
+        // SAFETY: buf has at least `len` writable epoll_event slots
+        // (MaybeUninit<T> has T's layout).
+        cvt(unsafe { libc::epoll_wait(epfd, buf.as_mut_ptr().cast(), len, timeout_ms()) })
+    })?;
+    // SAFETY: the kernel initialised the first n (<= len) entries.
+    Ok(unsafe { std::slice::from_raw_parts(buf.as_ptr().cast(), n as usize) })
 }
 
 /// A non-blocking, close-on-exec eventfd starting at 0.

@@ -5,40 +5,40 @@
 use std::os::fd::RawFd;
 
 use super::consts::*;
-use super::fdtable::Direction;
+use super::fdtable::{Dir, FileKind};
 use super::filter::Ready;
 use super::sys::{self, Stat};
-
-pub struct Write;
 
 const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
 const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
 const EPOLLERR: u32 = libc::EPOLLERR as u32;
 
-impl Direction for Write {
-    const SLOT: usize = 1;
-    const INTEREST: u32 = EPOLLOUT;
-    const READY: u32 = EPOLLOUT | EPOLLHUP | EPOLLERR;
+pub const WRITE: Dir = Dir {
+    filter: FILTER_WRITE,
+    interest: EPOLLOUT,
+    ready: EPOLLOUT | EPOLLHUP | EPOLLERR,
+    measure,
+    always,
+};
 
-    fn measure(fd: RawFd, st: &Stat, revents: u32, _sock_err: &mut i32) -> Ready {
-        let free = match st.kind() {
-            libc::S_IFSOCK => socket_space(fd),
-            libc::S_IFIFO => pipe_space(fd),
-            _ => 0,
-        };
-        // A pipe whose readers are gone reports EPOLLERR; a socket whose peer
-        // closed both ways reports EPOLLHUP.
-        let eof = revents & (EPOLLHUP | EPOLLERR) != 0;
-        Ready {
-            data: free.max(0),
-            fflags: 0,
-            flags: if eof { EV_EOF } else { 0 },
-        }
+fn measure(fd: RawFd, kind: FileKind, revents: u32, _sock_err: &mut i32) -> Ready {
+    let free = match kind {
+        FileKind::Socket => socket_space(fd),
+        FileKind::Fifo => pipe_space(fd),
+        FileKind::Other => 0,
+    };
+    // A pipe whose readers are gone reports EPOLLERR; a socket whose peer
+    // closed both ways reports EPOLLHUP.
+    let eof = revents & (EPOLLHUP | EPOLLERR) != 0;
+    Ready {
+        data: free.max(0),
+        fflags: 0,
+        flags: if eof { EV_EOF } else { 0 },
     }
+}
 
-    fn always(_fd: RawFd, _st: &Stat) -> Ready {
-        Ready::default()
-    }
+fn always(_fd: RawFd, _st: &Stat) -> Ready {
+    Ready::default()
 }
 
 /// SO_SNDBUF minus what is queued (SIOCOUTQ, the same number as TIOCOUTQ).
