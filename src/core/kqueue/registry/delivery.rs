@@ -1,0 +1,270 @@
+//! Delivery, as the BSD kernel does it: a registration that may have an event
+//! is put on the active list (by a kernel report through `absorb`, or by
+//! `arm` for state kept in user space); `scan` asks each active one for its
+//! event, delivers, and keeps level-triggered ones the kernel will not report
+//! again on the list. The queue's own descriptor is readable exactly while
+//! something is pending (`refresh_notify`).
+
+use std::os::fd::AsRawFd;
+
+use super::super::consts::{EV_DISPATCH, EV_ONESHOT};
+use super::super::ctx::{self, Target};
+use super::super::filter::Collect;
+use super::super::{fdtable, sys, KEvent};
+use super::{Loc, Registry};
+
+impl Registry {
+    /// Puts `loc` (back) on the active list: a fd position has at most one
+    /// entry there.
+    fn list(&mut self, loc: Loc, on: &mut Vec<Loc>) {
+        if let Loc::Fd(fd, dir) = loc {
+            if !self.cx.fds.list(fd, dir) {
+                return;
+            }
+        }
+        on.push(loc);
+    }
+
+    pub(super) fn activate(&mut self, loc: Loc) {
+        if let Loc::Fd(fd, dir) = loc {
+            if self.cx.fds.activate(fd, dir) {
+                self.active.push(loc);
+            }
+            return;
+        }
+        let Some(mut st) = self.state(loc) else {
+            return;
+        };
+        if !st.active {
+            st.active = true;
+            self.set_state(loc, st);
+            let mut active = std::mem::take(&mut self.active);
+            self.list(loc, &mut active);
+            self.active = active;
+        }
+    }
+
+    /// Removes the registrations found dead or delivered for the last time.
+    pub(super) fn reap(&mut self) {
+        loop {
+            if let Some(fd) = self.cx.doomed.pop() {
+                self.drop_fd(fd);
+            } else if let Some(loc) = self.doomed.pop() {
+                self.remove(loc);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Takes a batch of epoll reports: each token names an fd slot, a
+    /// registration, a shared source, or the notify eventfd.
+    pub fn absorb(&mut self, reports: &[libc::epoll_event]) {
+        self.cx.round += 1;
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        for report in reports {
+            // Copy out of the (packed) struct before use.
+            let (token, revents) = (report.u64, report.events);
+            if token == ctx::NOTIFY {
+                self.raised = true;
+            } else if let Some((fd, gen)) = fdtable::decode(token) {
+                let ready = fdtable::report(&mut self.cx, fd, gen, revents);
+                for dir in 0..2 {
+                    if ready & (1 << dir) != 0 {
+                        self.activate(Loc::Fd(fd, dir));
+                    }
+                }
+            } else {
+                match self.cx.target(token) {
+                    Some(Target::Knote(id)) => hits.push((id, revents)),
+                    Some(Target::Source(read)) => read(&mut self.cx, &mut hits),
+                    None => {} // deleted meanwhile, or a stale epoll entry
+                }
+            }
+        }
+        for &(id, hint) in &hits {
+            let Some(kn) = self.knotes.get_mut(&id) else {
+                continue;
+            };
+            let info = kn.info();
+            if kn.imp.event(&mut self.cx, &info, hint) && info.enabled {
+                self.activate(Loc::Knote(id));
+            }
+        }
+        self.hits = hits;
+        self.reap();
+    }
+
+    /// Starts collecting for one `control` call (see `scan`).
+    pub fn begin_call(&mut self) {
+        self.call = self.call.wrapping_add(1).max(1);
+    }
+
+    /// Delivers active registrations into `out`, up to `maxevents`. May run
+    /// several times in one call (several epoll batches); a registration
+    /// delivered earlier in the same call waits for the next call.
+    pub fn scan(&mut self, out: &mut Vec<KEvent>, maxevents: usize) {
+        if self.active.is_empty() && self.async_ids.is_empty() {
+            return; // the idle call
+        }
+        for i in 0..self.async_ids.len() {
+            let id = self.async_ids[i];
+            if self
+                .knotes
+                .get(&id)
+                .is_some_and(|k| k.st.enabled && k.imp.pending())
+            {
+                self.activate(Loc::Knote(id));
+            }
+        }
+        let list = std::mem::take(&mut self.active);
+        let [mut unseen, mut again] = std::mem::take(&mut self.spare);
+        unseen.clear(); // no room left: first in line next time
+        again.clear(); // delivered, still active: to the back
+        for &loc in &list {
+            if let Loc::Fd(fd, dir) = loc {
+                self.cx.fds.unlist(fd, dir);
+            }
+            let Some(mut st) = self.state(loc) else {
+                continue;
+            };
+            if !st.active {
+                continue;
+            }
+            if out.len() >= maxevents {
+                self.list(loc, &mut unseen);
+                continue;
+            }
+            if st.delivered_in == self.call {
+                self.list(loc, &mut again);
+                continue;
+            }
+            st.active = false;
+            if !st.enabled {
+                self.set_state(loc, st);
+                continue;
+            }
+            let (ident, filter, collected) = match loc {
+                Loc::Fd(fd, dir) => (
+                    fd as u64,
+                    fdtable::DIRS[dir].filter,
+                    fdtable::collect(&mut self.cx, fd, dir),
+                ),
+                Loc::Knote(id) => {
+                    let Some(kn) = self.knotes.get_mut(&id) else {
+                        continue;
+                    };
+                    let info = kn.info();
+                    (kn.ident, kn.filter, kn.imp.collect(&mut self.cx, &info))
+                }
+            };
+            let ready = match collected {
+                Collect::Ready(ready) => ready,
+                Collect::NotReady => {
+                    self.set_state(loc, st);
+                    continue;
+                }
+                Collect::Gone => {
+                    self.set_state(loc, st);
+                    match loc {
+                        Loc::Fd(fd, _) => self.cx.doomed.push(fd),
+                        Loc::Knote(_) => self.doomed.push(loc),
+                    }
+                    continue;
+                }
+            };
+            out.push(KEvent {
+                ident,
+                filter,
+                flags: st.flags | ready.flags,
+                fflags: ready.fflags,
+                data: ready.data,
+                udata: st.udata,
+            });
+            st.delivered_in = self.call;
+            if st.flags & EV_ONESHOT != 0 || ready.flags & EV_ONESHOT != 0 {
+                self.set_state(loc, st);
+                self.doomed.push(loc);
+                continue;
+            }
+            let stay = match loc {
+                Loc::Fd(fd, _) => fdtable::stays(&self.cx, fd, &st),
+                Loc::Knote(id) => match self.knotes.get_mut(&id) {
+                    Some(kn) => kn.imp.delivered(&mut self.cx, &kn.info()),
+                    None => false,
+                },
+            };
+            if st.flags & EV_DISPATCH != 0 {
+                st.enabled = false;
+                self.set_state(loc, st);
+                self.disarm(loc);
+            } else {
+                st.active = stay;
+                self.set_state(loc, st);
+                if stay {
+                    self.list(loc, &mut again);
+                }
+            }
+        }
+        unseen.append(&mut again);
+        unseen.append(&mut self.active);
+        self.active = unseen;
+        self.spare = [list, again];
+        self.reap();
+    }
+
+    /// An EV_DISPATCH registration was delivered, and disabled: the kernel
+    /// side follows.
+    fn disarm(&mut self, loc: Loc) {
+        match loc {
+            Loc::Fd(fd, _) => {
+                if fdtable::sync(&mut self.cx, fd).is_err() {
+                    self.drop_fd(fd);
+                }
+            }
+            Loc::Knote(id) => {
+                if let Some(kn) = self.knotes.get_mut(&id) {
+                    let _ = kn.imp.arm(&mut self.cx, &kn.info());
+                }
+            }
+        }
+    }
+
+    /// Ends a round of collecting (before blocking, and at the end of the
+    /// call): removes what died and brings the notify eventfd up to date.
+    pub fn settle(&mut self) {
+        self.reap();
+        self.refresh_notify();
+    }
+
+    /// Whether an event is waiting that no kernel fd in the epoll set reports
+    /// by itself (user-space state, always-ready files, signal counts).
+    fn pending(&self) -> bool {
+        let live = |loc: &Loc| self.state(*loc).is_some_and(|s| s.active && s.enabled);
+        self.active.iter().any(live)
+            || self.async_ids.iter().any(|id| {
+                self.knotes
+                    .get(id)
+                    .is_some_and(|k| k.st.enabled && k.imp.pending())
+            })
+    }
+
+    /// Makes the notify eventfd readable exactly while `pending()`, so that
+    /// the queue's fd is readable while events are pending. It is drained
+    /// first and the state read after, so a signal counted meanwhile by the
+    /// hub (which counts, then writes) is never lost. Only what may be
+    /// readable is drained: the hub's writes are unseen until epoll reports
+    /// them, so with signals watched it is drained every time.
+    pub fn refresh_notify(&mut self) {
+        let fd = self.cx.notify.as_raw_fd();
+        if self.raised || !self.async_ids.is_empty() {
+            let _ = sys::read_u64(fd);
+            self.raised = false;
+        }
+        if self.pending() {
+            sys::write_u64(fd, 1);
+            self.raised = true;
+        }
+    }
+}
