@@ -287,17 +287,12 @@ impl Lua {
     /// `raw_geti` followed by `exact_integer` (`select.select` reads its lists so).
     #[inline]
     pub fn raw_geti_int(&mut self, t: c_int, n: i64) -> (Kind, Option<i64>) {
-        // SAFETY: callers pass the index of a table; lua_tointegerx reads the
-        // value just pushed, known to be a number (a string is never converted).
-        unsafe {
-            let ty = ffi::lua_rawgeti(self.l, t, n as ffi::lua_Integer);
-            if ty != ffi::LUA_TNUMBER {
-                return (kind_of(ty), None);
-            }
-            let mut isnum = 0;
-            let v = ffi::lua_tointegerx(self.l, -1, &mut isnum);
-            (Kind::Number, (isnum != 0).then_some(v as i64))
+        // SAFETY: callers pass the index of a table.
+        let ty = unsafe { ffi::lua_rawgeti(self.l, t, n as ffi::lua_Integer) };
+        if ty != ffi::LUA_TNUMBER {
+            return (kind_of(ty), None);
         }
+        (Kind::Number, self.number_as_integer(-1))
     }
 
     /// Pops a value and stores it as `t[n]` without metamethods.
@@ -466,15 +461,31 @@ impl Lua {
     /// The integer value of the number at `i` if it has one exactly (`3` and
     /// `3.0` do, `3.5` does not); `None` for non-numbers, strings included.
     pub fn exact_integer(&self, i: c_int) -> Option<i64> {
-        // SAFETY: lua_type accepts any index; lua_tointegerx only reads a value
-        // that is a number (not a string: that is checked first).
+        // SAFETY: lua_type accepts any index.
+        if unsafe { ffi::lua_type(self.l, i) } != ffi::LUA_TNUMBER {
+            return None;
+        }
+        self.number_as_integer(i)
+    }
+
+    /// `exact_integer` of a slot known to hold a number.
+    #[inline(always)]
+    fn number_as_integer(&self, i: c_int) -> Option<i64> {
+        // SAFETY: the slot holds a number (not a string), so neither call
+        // converts anything; both only read it.
         unsafe {
-            if ffi::lua_type(self.l, i) != ffi::LUA_TNUMBER {
-                return None;
+            #[cfg(any(feature = "lua53", feature = "lua54"))]
+            {
+                let mut isnum = 0;
+                let v = ffi::lua_tointegerx(self.l, i, &mut isnum);
+                (isnum != 0).then_some(v as i64)
             }
-            let mut isnum = 0;
-            let v = ffi::lua_tointegerx(self.l, i, &mut isnum);
-            (isnum != 0).then_some(v as i64)
+            // Numbers are doubles before 5.3: one read and the check here
+            // (mlua's lua_tointegerx for them takes two or three calls).
+            #[cfg(not(any(feature = "lua53", feature = "lua54")))]
+            {
+                Num::Float(ffi::lua_tonumber(self.l, i)).exact_int()
+            }
         }
     }
 
