@@ -72,7 +72,14 @@ fn new_pairs(lua: &mut Lua, pairs: &[(i64, i64)]) {
 /// Fills the array at `t` with the pairs, reusing its pair tables, clears the
 /// entries past the end, and pushes it.
 fn fill_pairs(lua: &mut Lua, t: c_int, pairs: &[(i64, i64)]) {
+    // Pair tables are left on the stack and dropped 16 at a time (one
+    // lua_settop per 16 pairs, not one each): 16 plus the 2 slots a pair's
+    // fill needs stay within the 20 every C function may use.
+    let base = lua.top();
     for (k, &(a, b)) in pairs.iter().enumerate() {
+        if k % 16 == 0 {
+            lua.set_top(base);
+        }
         let k = k as i64 + 1;
         if lua.raw_geti(t, k) != Kind::Table {
             lua.pop(1);
@@ -84,8 +91,8 @@ fn fill_pairs(lua: &mut Lua, t: c_int, pairs: &[(i64, i64)]) {
         lua.raw_seti(-2, 1);
         lua.push_int(b);
         lua.raw_seti(-2, 2);
-        lua.pop(1);
     }
+    lua.set_top(base);
     finish_refill(lua, t, pairs.len());
 }
 
