@@ -53,6 +53,47 @@ describe("results table reuse", function()
     end)
   end
 
+  for _, kind in ipairs{"poll", "epoll"} do
+    it(kind .. " refills many pairs exactly as a new array holds them", function()
+      local pairs_ = util.tcp_pairs(40)
+      local p = sel[kind]()
+      local IN = kind == "poll" and sel.POLLIN or sel.EPOLLIN
+      for _, pr in ipairs(pairs_) do
+        p:register(pr[2], IN)
+        pr[1]:send("x")
+      end
+      local function wait(out)
+        if kind == "poll" then return p:poll(0, out) end
+        return p:poll(0, -1, out)
+      end
+      local function sorted(list)
+        local copy = {}
+        for i, ev in ipairs(list) do copy[i] = { ev[1], ev[2] } end
+        table.sort(copy, function(x, y) return x[1] < y[1] end)
+        return copy
+      end
+      local out = {}
+      for round = 1, 3 do
+        local tables = {}
+        for i, ev in ipairs(out) do tables[i] = ev end
+        assert.are.equal(out, wait(out))
+        assert.are.equal(40, #out)
+        assert.are.same(sorted(wait()), sorted(out))
+        if round > 1 then
+          for i = 1, 40 do assert.are.equal(tables[i], out[i]) end
+        end
+      end
+      -- 23 fewer ready: the tail goes, whatever the batch boundaries.
+      for i = 1, 23 do assert(pairs_[i][2]:receive(1)) end
+      wait(out)
+      assert.are.equal(17, #out)
+      assert.is_nil(out[18])
+      assert.are.same(sorted(wait()), sorted(out))
+      if kind == "epoll" then p:close() end
+      for _, pr in ipairs(pairs_) do pr[1]:close(); pr[2]:close() end
+    end)
+  end
+
   it("kqueue.control refills kevents in place, udata included", function()
     local kq = sel.kqueue()
     local u = {}
