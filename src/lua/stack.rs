@@ -92,9 +92,12 @@ impl Num {
         match self {
             Num::Int(i) => Some(i),
             // i64's range as floats: -2^63 is exact, 2^63 is one past the end.
+            // Within it, `f as i64` truncates, so the round trip is exact just
+            // for whole numbers (and costs no libm call, as f.fract() does;
+            // NaN fails the range test).
             Num::Float(f)
-                if f.fract() == 0.0
-                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
+                if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
+                    && (f as i64) as f64 == f =>
             {
                 Some(f as i64)
             }
