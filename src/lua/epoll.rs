@@ -115,7 +115,7 @@ fn poll(lua: &mut Lua) -> Ret {
     let deadline = timeout::seconds_as_ms(lua, 2, "poll", 1)?;
     // The usual call is ep:poll(t): skip the optional arguments' checks.
     let top = lua.top();
-    let maxevents = if top < 3 {
+    let maxevents = if top < 3 || lua.is_none_or_nil(3) {
         -1
     } else {
         int_arg(

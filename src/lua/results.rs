@@ -99,6 +99,12 @@ fn fill_pairs(lua: &mut Lua, t: c_int, pairs: &[(i64, i64)]) {
 /// Ends a refill of the caller's array at `t` that wrote entries `1..=n`:
 /// clears the entries after them and pushes the array.
 pub fn finish_refill(lua: &mut Lua, t: c_int, n: usize) {
+    // The idle loop's case: an empty result into an empty array. A length of
+    // 0 means t[1] is nil (a border), so there is nothing to clear.
+    if n == 0 && lua.raw_len(t) == 0 {
+        lua.push_value(t);
+        return;
+    }
     let mut k = n as i64 + 1;
     while lua.raw_geti(t, k) != Kind::Nil {
         lua.pop(1);

@@ -164,6 +164,9 @@ impl Lua {
     }
 
     pub fn abs(&self, i: c_int) -> c_int {
+        if i > 0 {
+            return i; // already absolute: no call
+        }
         // SAFETY: lua_absindex only computes an index.
         unsafe { ffi::lua_absindex(self.l, i) }
     }
