@@ -22,6 +22,7 @@ pub struct FdMap {
 }
 
 impl FdMap {
+    #[inline]
     pub fn get(&self, fd: RawFd) -> Option<usize> {
         match dense_index(fd) {
             Some(i) => match self.dense.get(i) {
@@ -33,16 +34,23 @@ impl FdMap {
     }
 
     /// Maps `fd` to `pos`. Positions index an array with one entry per
-    /// descriptor, so they are below 2^31 and fit the array's `u32`s.
+    /// descriptor (at most 2^31 of them), so `pos + 1` fits the array's `u32`s.
+    #[inline]
     pub fn insert(&mut self, fd: RawFd, pos: usize) {
         match dense_index(fd) {
+            Some(i) if i < self.dense.len() => self.dense[i] = pos as u32 + 1,
+            _ => self.insert_slow(fd, pos),
+        }
+    }
+
+    #[inline(never)]
+    fn insert_slow(&mut self, fd: RawFd, pos: usize) {
+        match dense_index(fd) {
             Some(i) => {
-                if i >= self.dense.len() {
-                    // Grow to the next power of two: amortised O(1), and the
-                    // array stays within twice the highest descriptor.
-                    self.dense.resize((i + 1).next_power_of_two(), 0);
-                }
-                self.dense[i] = u32::try_from(pos + 1).expect("position below 2^31");
+                // Grow to the next power of two: amortised O(1), and the
+                // array stays within twice the highest descriptor.
+                self.dense.resize((i + 1).next_power_of_two(), 0);
+                self.dense[i] = pos as u32 + 1;
             }
             None => {
                 self.sparse.insert(fd, pos);
@@ -51,6 +59,7 @@ impl FdMap {
     }
 
     /// Removes `fd`, returning its position.
+    #[inline]
     pub fn remove(&mut self, fd: RawFd) -> Option<usize> {
         match dense_index(fd) {
             Some(i) => match self.dense.get_mut(i) {
@@ -66,6 +75,7 @@ impl FdMap {
     }
 }
 
+#[inline(always)]
 fn dense_index(fd: RawFd) -> Option<usize> {
     usize::try_from(fd).ok().filter(|&i| i < DENSE_LIMIT)
 }

@@ -48,11 +48,18 @@ fn to_fd_slow(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
 }
 
 /// The descriptor argument `arg` of function `func` at stack index `i`.
+#[inline(always)]
 pub fn fd_arg(lua: &mut Lua, i: c_int, func: &str, arg: c_int) -> Result<RawFd, Error> {
-    to_fd(lua, i).or_else(|e| match e {
-        NotFd::Bad(msg) => arg_error(func, arg, msg),
-        NotFd::Raised => Err(Error::Rethrow),
-    })
+    to_fd(lua, i).map_err(|e| fd_arg_error(func, arg, e))
+}
+
+#[cold]
+#[inline(never)]
+fn fd_arg_error(func: &str, arg: c_int, e: NotFd) -> Error {
+    match e {
+        NotFd::Bad(msg) => arg_error::<()>(func, arg, msg).unwrap_err(),
+        NotFd::Raised => Error::Rethrow,
+    }
 }
 
 fn from_number(n: Option<Num>) -> Result<RawFd, NotFd> {
