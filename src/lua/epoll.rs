@@ -149,12 +149,10 @@ fn poll(lua: &mut Lua) -> Ret {
     if let Err(e) = obj.ep.wait(deadline, maxevents) {
         return os_error(lua, e);
     }
-    if obj.ep.ready_count() == 0 {
-        results::push_none(lua, out);
-        return Ok(1);
-    }
-    let mut ready = results::scratch();
-    ready.extend(obj.ep.ready().map(|(fd, ev)| (fd as i64, ev as i64)));
+    let ready = results::copy(
+        obj.ep.ready_count(),
+        obj.ep.ready().map(|(fd, ev)| (fd as i64, ev as i64)),
+    );
     results::push(lua, out, ready);
     Ok(1)
 }

@@ -128,12 +128,10 @@ fn poll(lua: &mut Lua) -> Ret {
     if let Err(e) = obj.set.poll(deadline) {
         return os_error(lua, e);
     }
-    if obj.set.ready_count() == 0 {
-        results::push_none(lua, out);
-        return Ok(1);
-    }
-    let mut ready = results::scratch();
-    ready.extend(obj.set.ready().map(|(fd, ev)| (fd as i64, ev as i64)));
+    let ready = results::copy(
+        obj.set.ready_count(),
+        obj.set.ready().map(|(fd, ev)| (fd as i64, ev as i64)),
+    );
     results::push(lua, out, ready);
     Ok(1)
 }

@@ -1,11 +1,12 @@
 //! Result arrays of `{fd, events}` pairs, for `poll.poll` and `epoll.poll`.
 //!
 //! Ready pairs are first copied out of the object into a per-thread scratch
-//! buffer, so that no borrow of the object is held while Lua allocates (an
-//! allocation may run finalizers, which may use the object). Then either a new
-//! array is built, every table at its final size, or, in the opt-in reuse form,
-//! the caller's own array is filled in place: its pair tables are overwritten
-//! and only missing ones are created, so a steady loop allocates nothing.
+//! buffer ([`copy`]; an idle call needs none), so that no borrow of the object
+//! is held while Lua allocates (an allocation may run finalizers, which may use
+//! the object). Then either a new array is built, every table at its final
+//! size, or, in the opt-in reuse form, the caller's own array is filled in
+//! place: its pair tables are overwritten and only missing ones are created,
+//! so a steady loop allocates nothing.
 
 use std::cell::Cell;
 use std::ffi::c_int;
@@ -16,31 +17,30 @@ thread_local! {
     static SCRATCH: Cell<Vec<(i64, i64)>> = const { Cell::new(Vec::new()) };
 }
 
-/// The (empty) scratch buffer to copy ready pairs into; hand it back through
-/// [`push`]. A re-entrant call simply finds it taken and starts a new one.
-pub fn scratch() -> Vec<(i64, i64)> {
-    let mut ready = SCRATCH.with(Cell::take);
-    ready.clear();
-    ready
-}
-
-/// Pushes the results of a call that found nothing ready: a new empty table,
-/// or the array at `out` emptied. The idle path of a polling loop: no buffer.
-pub fn push_none(lua: &mut Lua, out: Option<c_int>) {
-    match out {
-        Some(t) => finish_refill(lua, t, 0),
-        None => lua.new_table(0, 0),
+/// Copies out the `n` ready pairs of `ready` into the per-thread buffer (a
+/// re-entrant call simply finds it taken and starts a new one); `None` when
+/// nothing is ready, the idle path of a polling loop, which needs no buffer.
+pub fn copy(n: usize, ready: impl Iterator<Item = (i64, i64)>) -> Option<Vec<(i64, i64)>> {
+    if n == 0 {
+        return None;
     }
+    let mut pairs = SCRATCH.with(Cell::take);
+    pairs.clear();
+    pairs.extend(ready);
+    Some(pairs)
 }
 
 /// Pushes the results (a new array, or the array at `out` refilled) and keeps
 /// the buffer for the next call.
-pub fn push(lua: &mut Lua, out: Option<c_int>, ready: Vec<(i64, i64)>) {
-    match out {
-        Some(t) => fill_pairs(lua, t, &ready),
-        None => new_pairs(lua, &ready),
+pub fn push(lua: &mut Lua, out: Option<c_int>, ready: Option<Vec<(i64, i64)>>) {
+    match (out, ready.as_deref()) {
+        (Some(t), Some(pairs)) => fill_pairs(lua, t, pairs),
+        (Some(t), None) => finish_refill(lua, t, 0),
+        (None, pairs) => new_pairs(lua, pairs.unwrap_or_default()),
     }
-    SCRATCH.with(|s| s.set(ready));
+    if let Some(v) = ready {
+        SCRATCH.with(|s| s.set(v));
+    }
 }
 
 /// The optional results-table argument at `i`: `None` when absent or nil.
