@@ -238,12 +238,8 @@ fn control(lua: &mut Lua) -> Ret {
             changes.push(ev);
         }
     }
-    // Found again (the borrow ended with the first look); no Lua code ran
-    // since, so it is the same open object, checked already.
-    let obj = match lua.userdata::<KqueueObject>(1, class::tag(&CLASS)) {
-        Some(Some(obj)) => obj,
-        _ => return usable(lua, "control").map(|_| 0),
-    };
+    // Found again: the first look's borrow ended when the changelist was read.
+    let obj = usable(lua, "control")?;
     let mut out = std::mem::take(&mut obj.out);
     let mut released = std::mem::take(&mut obj.released);
     released.clear();
