@@ -1,5 +1,6 @@
 /* The floor for a Lua binding of poll(2) and epoll_wait(2): the same methods
- * as ours (p:poll(ms), ep:poll(seconds) -> array of {fd, events} pairs),
+ * as ours (p:poll(ms), ep:poll(seconds) -> array of {fd, events} pairs, and
+ * select(rlist, wlist, xlist, seconds) -> three arrays of the ready values),
  * written in C the usual way: luaL_checkudata for self, luaL_optnumber for
  * the timeout, no other checks, and nothing else. bench/lua/floor.lua drives
  * it with the W1/W2 loops of ours.lua, so "ours / floor" is what our binding
@@ -13,6 +14,10 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+
+#if LUA_VERSION_NUM < 502
+#define lua_rawlen lua_objlen
+#endif
 
 typedef struct {
     int ep, n;
@@ -108,6 +113,48 @@ static int p_gc(lua_State *L) {
     return 0;
 }
 
+/* select.select on poll(2), as ours: the lists' integers read with
+ * lua_rawgeti + lua_tointeger, no checks; each result array built at its
+ * final size from the list values. */
+static int sel_select(lua_State *L) {
+    static const short want[3] = {POLLIN, POLLOUT, POLLPRI};
+    static const short ready[3] = {POLLIN | POLLHUP | POLLERR, POLLOUT | POLLERR, POLLPRI};
+    static struct pollfd *fds;
+    static size_t cap;
+    size_t len[3], n = 0;
+    for (int k = 0; k < 3; k++) {
+        len[k] = lua_istable(L, k + 1) ? lua_rawlen(L, k + 1) : 0;
+        n += len[k];
+    }
+    if (n > cap) {
+        cap = n;
+        fds = realloc(fds, sizeof *fds * cap);
+    }
+    for (int k = 0, j = 0; k < 3; k++)
+        for (size_t i = 1; i <= len[k]; i++, j++) {
+            lua_rawgeti(L, k + 1, (int)i);
+            fds[j].fd = (int)lua_tointeger(L, -1);
+            fds[j].events = want[k];
+            fds[j].revents = 0;
+            lua_pop(L, 1);
+        }
+    double t = luaL_optnumber(L, 4, -1);
+    int rc = poll(fds, n, t < 0 ? -1 : (int)ceil(t * 1000));
+    if (rc < 0) rc = 0;
+    for (int k = 0, j = 0; k < 3; k++) {
+        int count = 0;
+        for (size_t i = 0; i < len[k]; i++) count += (fds[j + i].revents & ready[k]) != 0;
+        lua_createtable(L, count, 0);
+        for (size_t i = 0, m = 0; m < (size_t)count; i++)
+            if (fds[j + i].revents & ready[k]) {
+                lua_rawgeti(L, k + 1, (int)i + 1);
+                lua_rawseti(L, -2, (int)++m);
+            }
+        j += len[k];
+    }
+    return 3;
+}
+
 static void class(lua_State *L, const char *name, lua_CFunction reg, lua_CFunction wait,
                   lua_CFunction gc) {
     luaL_newmetatable(L, name);
@@ -130,5 +177,7 @@ int luaopen_luafloor(lua_State *L) {
     lua_setfield(L, -2, "epoll");
     lua_pushcfunction(L, p_new);
     lua_setfield(L, -2, "poll");
+    lua_pushcfunction(L, sel_select);
+    lua_setfield(L, -2, "select");
     return 1;
 }

@@ -22,6 +22,15 @@ local function row(name, new)
   end }
 end
 
-B.w1_w2({ row("floor_poll", floor.poll), row("floor_epoll", floor.epoll) },
+-- select.select over every end, like ours.lua's select row.
+local function select_row(s)
+  local select_, rl = floor.select, s.ends
+  return function(it)
+    for _ = 1, it do select_(rl, nil, nil, 0) end
+    return it
+  end
+end
+
+B.w1_w2({ { "floor_select", select_row }, row("floor_poll", floor.poll), row("floor_epoll", floor.epoll) },
   function(name) return tag .. "." .. name end)
 B.shutdown()

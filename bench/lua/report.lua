@@ -88,13 +88,14 @@ local OURS = {
   selectors = "selectors.DefaultSelector",
 }
 local OURS_ORDER = { "select", "select_obj", "poll", "poll_reuse", "epoll", "epoll_reuse", "kqueue", "selectors" }
--- bench/c/luafloor.c: the same poll/epoll methods as a bare C binding
--- (luaL_checkudata self, no other checks), under each interpreter.
+-- bench/c/luafloor.c: the same select.select and poll/epoll methods as a
+-- bare C binding (luaL_checkudata self, no other checks), under each interpreter.
 local FLOORS = {
+  floor_select = "C binding floor: select.select in plain C",
   floor_poll = "C binding floor: p:poll() in plain C",
   floor_epoll = "C binding floor: ep:poll() in plain C",
 }
-local FLOOR_ORDER = { "floor_poll", "floor_epoll" }
+local FLOOR_ORDER = { "floor_select", "floor_poll", "floor_epoll" }
 
 local function name(impl)
   if NAMES[impl] then return NAMES[impl] end
@@ -106,7 +107,9 @@ end
 -- The raw C figure an implementation is compared with.
 local function family(impl)
   local api = impl:match("%.([^.]+)$")
-  if impl == "luasocket.select" or api == "select" or api == "select_obj" then return "select" end
+  if impl == "luasocket.select" or api == "select" or api == "select_obj" or api == "floor_select" then
+    return "select"
+  end
   local ours_poll = (api == "poll" or api == "poll_reuse" or api == "floor_poll") and impl:match("^lua")
   if impl == "luaposix.poll" or impl == "py.poll" or impl == "c.poll" or ours_poll then
     return "poll"
@@ -192,9 +195,9 @@ say("(select rows: C select(2); poll rows: C poll(2); epoll, kqueue, selectors, 
 say("C epoll_wait(2)). † marks a select row compared with C poll(2) because select(2) cannot")
 say("take descriptors >= 1024. For W3 (a rate) the ratio is this rate / the C rate, so below 1 is slower.")
 say("Descriptors are AF_UNIX stream socket pairs, both ends registered; see bench/README.md.")
-say("\"C binding floor\" rows are bench/c/luafloor.c: the same poll/epoll methods written as a bare")
-say("C binding (luaL_checkudata for self, nothing else checked), run by the same Lua loop: the least")
-say("a Lua C function can cost for the call, the system call and a new result table.")
+say("\"C binding floor\" rows are bench/c/luafloor.c: select.select and the poll/epoll methods written")
+say("as a bare C binding (luaL_checkudata for self, nothing else checked), run by the same Lua loop: the")
+say("least a Lua C function can cost for the call, the system call and new result tables.")
 say("")
 for _, n in ipairs(notes) do say("> note: ", n) end
 if #notes > 0 then say("") end
@@ -417,8 +420,19 @@ for _, tag in ipairs(TAGS) do
         checks[#checks + 1] = faster(w, o("select_obj"), "luasocket.select", p, w .. " objects vs luasocket")
       end
     end
+    -- What a bare C binding does against CPython on the same figures: where
+    -- it loses too, no Lua binding can win (the cost is the Lua C API's).
+    local floor = {}
+    for _, w in ipairs({ "W1", "W2" }) do
+      for _, p in ipairs(w == "W1" and { "100:idle", "1000:idle" } or { "100", "1000" }) do
+        local fl, py = num(get(w, o("floor_select"), p)), num(get(w, "py.select", p))
+        if fl and py then
+          floor[#floor + 1] = string.format("%s %s %s vs CPython %s", w, p, ns(fl), ns(py))
+        end
+      end
+    end
     target("T3 select.select on 100 and 1,000 fds faster than CPython select.select and luasocket socket.select",
-      tag, verdict(checks))
+      tag, verdict(checks, #floor > 0 and "C binding floor: " .. table.concat(floor, ", ") or nil))
   end
   -- T4
   do

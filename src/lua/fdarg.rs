@@ -29,8 +29,10 @@ pub fn to_fd(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
     to_fd_slow(lua, i)
 }
 
+/// `to_fd` for a value that is not a plain descriptor number: a float, a
+/// file handle, an object with a `getfd`/`fileno` method, or an error.
 #[inline(never)]
-fn to_fd_slow(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
+pub fn to_fd_slow(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
     match lua.kind(i) {
         Kind::Number => from_number(lua.number(i)),
         Kind::Userdata | Kind::Table => {

@@ -1,10 +1,9 @@
 //! `select.select(rlist, wlist, xlist [, timeout])`, on top of `poll(2)`.
 
 use std::ffi::c_int;
-use std::os::fd::RawFd;
 
 use super::args::os_error;
-use super::fdarg::{to_fd, NotFd};
+use super::fdarg::{to_fd_slow, NotFd};
 use super::stack::{arg_error, Error, Kind, Lua, Ret};
 use super::timeout::{self, Negative};
 use crate::core::select::{Interest, Select};
@@ -79,22 +78,22 @@ fn run(lua: &mut Lua, call: &mut Select, deadline: crate::core::deadline::Deadli
         let mut i = 0;
         while i < len {
             i += 1;
-            let (kind, int) = lua.raw_geti_int(arg, i as i64);
-            let fd = match int {
-                Some(fd) if (0..=RawFd::MAX as i64).contains(&fd) => Ok(fd as RawFd),
-                _ => to_fd(lua, -1),
-            };
-            match fd {
-                Ok(fd) => call.push(fd, interest),
-                Err(NotFd::Bad(msg)) => {
-                    return arg_error("select", arg, format!("{msg} at index {i}"))
+            if let Some(fd) = lua.raw_geti_fd(arg, i as i64) {
+                call.push(fd, interest);
+            } else {
+                let kind = lua.kind(-1);
+                match to_fd_slow(lua, -1) {
+                    Ok(fd) => call.push(fd, interest),
+                    Err(NotFd::Bad(msg)) => {
+                        return arg_error("select", arg, format!("{msg} at index {i}"))
+                    }
+                    Err(NotFd::Raised) => return Err(Error::Rethrow),
                 }
-                Err(NotFd::Raised) => return Err(Error::Rethrow),
-            }
-            if matches!(kind, Kind::Table | Kind::Userdata) {
-                // A getfd/fileno method may have shortened the list: like
-                // Python, stop at its current end (never read past it).
-                len = len.min(lua.raw_len(arg));
+                if matches!(kind, Kind::Table | Kind::Userdata) {
+                    // A getfd/fileno method may have shortened the list: like
+                    // Python, stop at its current end (never read past it).
+                    len = len.min(lua.raw_len(arg));
+                }
             }
             if !keep && i % BATCH == 0 {
                 lua.set_top(base);
