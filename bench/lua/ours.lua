@@ -43,7 +43,7 @@ end
 -- Each API: wait(s) -> op, close (W1/W2: op(iters) makes iters calls with
 -- timeout 0); ping(s) -> op, close (W3: op counts token hops); churn(s, fd,
 -- others) -> op, close (W4: register + unregister fd with `others` registered).
--- `variants` lists extra W1/W2 rows.
+-- `variants` lists extra W1/W2 rows, `ping_variants` extra W3 rows.
 local APIS = {}
 
 APIS.select = {
@@ -108,6 +108,12 @@ APIS.poll = {
     local p = api.new(s)
     return hop_pairs(function() return p:poll() end, s)
   end,
+  ping_variants = {
+    poll_reuse = function(s, api)
+      local p, out = api.new(s), {}
+      return hop_pairs(function() return p:poll(nil, out) end, s)
+    end,
+  },
   churn = function(s, fd, others)
     local p = sel.poll()
     for i = 1, others do p:register(s.ends[i], POLLIN) end
@@ -148,6 +154,12 @@ APIS.epoll = {
     local ep = api.new(s)
     return hop_pairs(function() return ep:poll() end, s), function() ep:close() end
   end,
+  ping_variants = {
+    epoll_reuse = function(s, api)
+      local ep, out = api.new(s), {}
+      return hop_pairs(function() return ep:poll(nil, nil, out) end, s), function() ep:close() end
+    end,
+  },
   churn = function(s, fd, others)
     local ep = sel.epoll()
     for i = 1, others do ep:register(s.ends[i], EPOLLIN) end
@@ -263,14 +275,19 @@ local function run_api(name)
   B.w1_w2(rows, impl, api)
   -- W3: each API in its natural loop; a unit is one token hop (one byte read
   -- and written to the partner), reported as round trips per second.
+  -- Variants (the opt-in allocation-free form) follow the API's own row.
+  local pings = { { name, api.ping } }
+  for vname, v in pairs(api.ping_variants or {}) do pings[#pings + 1] = { vname, v } end
   for _, k in ipairs(B.W3_K) do
-    local s = B.open_set(2 * k)
-    B.tokens(s)
-    local op, close = api.ping(s, api)
-    emit("W3", impl(name), k, 1e9 / (2 * measure(op)))
-    if close then close() end
-    B.close_set(s)
-    collectgarbage()
+    for _, row in ipairs(pings) do
+      local s = B.open_set(2 * k)
+      B.tokens(s)
+      local op, close = row[2](s, api)
+      emit("W3", impl(row[1]), k, 1e9 / (2 * measure(op)))
+      if close then close() end
+      B.close_set(s)
+      collectgarbage()
+    end
   end
   -- W4: one register + unregister pair on a set holding `others`.
   if api.churn then

@@ -462,6 +462,13 @@ for _, tag in ipairs(TAGS) do
       end
     end
     target("T5 W3 epoll ≥ luv and ≥ cqueues; kqueue ≥ 0.8× our epoll", tag, verdict(checks))
+    local reuse = {}
+    for _, k in ipairs({ "1", "64", "512" }) do
+      reuse[#reuse + 1] = faster("W3", o("epoll_reuse"), "luv.poll", k, "epoll (reused results) vs luv", "K=")
+      reuse[#reuse + 1] = faster("W3", o("epoll_reuse"), "cqueues.poll", k, "epoll (reused results) vs cqueues", "K=")
+    end
+    target("T5, opt-in allocation-free form (ep:poll(nil, nil, results)): epoll ≥ luv and ≥ cqueues", tag,
+      verdict(reuse))
   end
   -- T6
   do
