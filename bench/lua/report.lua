@@ -407,6 +407,11 @@ for _, tag in ipairs(TAGS) do
     if fl and c then
       summary[#summary + 1] = string.format("C binding floor N=1 idle %.2f× C poll", fl / c)
     end
+    -- One ready means one {fd, events} table: what the floor pays for it.
+    local fone, pyone = num(get("W1", o("floor_poll"), "1:one")), num(get("W1", "py.poll", "1:one"))
+    if fone and pyone then
+      summary[#summary + 1] = string.format("C binding floor N=1 one ready %s vs CPython %s", ns(fone), ns(pyone))
+    end
     target("T2 poll:poll(0): N=1 and N=1,000 idle ≤ 1.3× C poll; faster than CPython at every N", tag,
       verdict(checks, table.concat(summary, ", ")))
   end
@@ -440,7 +445,15 @@ for _, tag in ipairs(TAGS) do
       faster("W2", o("poll"), "py.poll", "1000", "poll vs CPython"),
       faster("W2", o("epoll"), "py.epoll", "1000", "epoll vs CPython"),
     }
-    target("T4 W2 N=1,000 faster than CPython (poll and epoll)", tag, verdict(checks))
+    local floor = {}
+    for _, api in ipairs({ "poll", "epoll" }) do
+      local fl, py = num(get("W2", o("floor_" .. api), "1000")), num(get("W2", "py." .. api, "1000"))
+      if fl and py then
+        floor[#floor + 1] = string.format("%s %s vs CPython %s", api, ns(fl), ns(py))
+      end
+    end
+    target("T4 W2 N=1,000 faster than CPython (poll and epoll)", tag,
+      verdict(checks, #floor > 0 and "C binding floor: " .. table.concat(floor, ", ") or nil))
     local reuse = {
       faster("W2", o("poll_reuse"), "py.poll", "1000", "poll (reused results) vs CPython"),
       faster("W2", o("epoll_reuse"), "py.epoll", "1000", "epoll (reused results) vs CPython"),
