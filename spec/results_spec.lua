@@ -54,6 +54,32 @@ describe("results table reuse", function()
   end
 
   for _, kind in ipairs{"poll", "epoll"} do
+    it(kind .. " returns the caller's array when more arguments follow it", function()
+      local a, b = util.tcp_pair()
+      local p = sel[kind]()
+      p:register(b, kind == "poll" and sel.POLLIN or sel.EPOLLIN)
+      local function wait(out, extra)
+        if kind == "poll" then return p:poll(0, out, extra) end
+        return p:poll(0, -1, out, extra)
+      end
+      local out = {}
+      -- idle, into an empty array: the one-length-check path
+      assert.are.equal(out, wait(out, "extra"))
+      assert.is_nil(next(out))
+      a:send("x")
+      assert.are.equal(out, wait(out, {}))
+      assert.are.equal(1, #out)
+      assert.are.equal(b:getfd(), out[1][1])
+      assert(b:receive(1))
+      -- idle again: the old pair is cleared, the array still returned
+      assert.are.equal(out, wait(out, 42))
+      assert.is_nil(next(out))
+      if kind == "epoll" then p:close() end
+      a:close(); b:close()
+    end)
+  end
+
+  for _, kind in ipairs{"poll", "epoll"} do
     it(kind .. " refills many pairs exactly as a new array holds them", function()
       local pairs_ = util.tcp_pairs(40)
       local p = sel[kind]()

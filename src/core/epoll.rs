@@ -111,6 +111,7 @@ impl Epoll {
 
     /// One `epoll_wait` into `events[start..start + len]` (grown as needed),
     /// retried after EINTR with the time left.
+    #[inline]
     fn wait_into(&mut self, start: usize, len: usize, deadline: Deadline) -> OsResult<usize> {
         if self.events.len() < start + len {
             self.events

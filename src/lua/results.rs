@@ -32,6 +32,7 @@ pub fn copy(n: usize, ready: impl Iterator<Item = (i64, i64)>) -> Option<Vec<(i6
 
 /// Pushes the results (a new array, or the array at `out` refilled) and keeps
 /// the buffer for the next call.
+#[inline]
 pub fn push(lua: &mut Lua, out: Option<c_int>, ready: Option<Vec<(i64, i64)>>) {
     match (out, ready.as_deref()) {
         (Some(t), Some(pairs)) => fill_pairs(lua, t, pairs),
@@ -44,16 +45,23 @@ pub fn push(lua: &mut Lua, out: Option<c_int>, ready: Option<Vec<(i64, i64)>>) {
 }
 
 /// The optional results-table argument at `i`: `None` when absent or nil.
+#[inline]
 pub fn out_arg(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Option<c_int>, Error> {
     match lua.kind(i) {
         Kind::None | Kind::Nil => Ok(None),
         Kind::Table => Ok(Some(lua.abs(i))),
-        _ => arg_error(
-            func,
-            arg,
-            format!("results table or nil expected, got {}", lua.type_name(i)),
-        ),
+        _ => out_arg_error(lua, i, func, arg),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn out_arg_error(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Option<c_int>, Error> {
+    arg_error(
+        func,
+        arg,
+        format!("results table or nil expected, got {}", lua.type_name(i)),
+    )
 }
 
 /// Pushes a new array of `{a, b}` pairs.
@@ -102,7 +110,7 @@ pub fn finish_refill(lua: &mut Lua, t: c_int, n: usize) {
     // The idle loop's case: an empty result into an empty array. A length of
     // 0 means t[1] is nil (a border), so there is nothing to clear.
     if n == 0 && lua.raw_len(t) == 0 {
-        lua.push_value(t);
+        return_table(lua, t);
         return;
     }
     let mut k = n as i64 + 1;
@@ -113,5 +121,14 @@ pub fn finish_refill(lua: &mut Lua, t: c_int, n: usize) {
         k += 1;
     }
     lua.pop(1);
-    lua.push_value(t);
+    return_table(lua, t);
+}
+
+/// Leaves the table at `t` on top, to be returned: it usually is there
+/// already (the results table is the call's last argument).
+#[inline(always)]
+fn return_table(lua: &mut Lua, t: c_int) {
+    if lua.top() != t {
+        lua.push_value(t);
+    }
 }
