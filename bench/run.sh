@@ -2,7 +2,7 @@
 # lua-select benchmark suite: `sh bench/run.sh` from anywhere (./make.sh bench
 # builds first, then runs this). Not part of the test suite.
 #
-#   sh bench/run.sh                 full run (~5-10 min); writes bench/RESULTS.md
+#   sh bench/run.sh                 full run (~8-10 min); writes bench/RESULTS.md
 #   BENCH_QUICK=1 sh bench/run.sh   quick run (~1-2 min); report in bench/out/ only
 #
 # Every driver runs BENCH_ROUNDS times (rounds interleave the drivers, so a
@@ -25,7 +25,7 @@ QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" != 0 ]; then
   : "${BENCH_ROUNDS:=3}" "${BENCH_RUNS:=3}" "${BENCH_BATCH_MS:=10}"
 else
-  : "${BENCH_ROUNDS:=3}" "${BENCH_RUNS:=5}" "${BENCH_BATCH_MS:=40}"
+  : "${BENCH_ROUNDS:=5}" "${BENCH_RUNS:=5}" "${BENCH_BATCH_MS:=40}"
 fi
 export BENCH_RUNS BENCH_BATCH_MS
 
