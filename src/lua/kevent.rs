@@ -250,17 +250,7 @@ fn this(lua: &mut Lua, func: &str) -> Result<(KEvent, bool), Error> {
 
 fn field_index(lua: &Lua, i: c_int) -> Option<usize> {
     let name = lua.bytes(i)?;
-    // A match on the bytes compiles to a length switch and a word compare
-    // (`ev.ident` in an event loop reads a field per event).
-    match name {
-        b"ident" => Some(0),
-        b"filter" => Some(1),
-        b"flags" => Some(2),
-        b"fflags" => Some(3),
-        b"data" => Some(4),
-        b"udata" => Some(5),
-        _ => None,
-    }
+    FIELDS.iter().position(|f| f.as_bytes() == name)
 }
 
 fn index(lua: &mut Lua) -> Ret {
