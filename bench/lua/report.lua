@@ -367,6 +367,19 @@ local function ratio_check(w, mine, base, param, limit, what)
   return { ok = a <= limit * c, what = string.format("%s %.2f× (limit %.1f×)", what, a / c, limit) }
 end
 
+-- "LABEL F vs CPython P": a C binding floor figure beside CPython's, or nil
+-- when either is missing. Where the floor loses too, no Lua binding can win
+-- (the cost is the Lua C API's).
+local function floor_vs_py(w, floor_impl, py_impl, param, label)
+  local fl, py = num(get(w, floor_impl, param)), num(get(w, py_impl, param))
+  if fl and py then return string.format("%s %s vs CPython %s", label, ns(fl), ns(py)) end
+end
+
+-- A target's summary from a list of floor_vs_py texts (nil if empty).
+local function floor_summary(list)
+  return #list > 0 and "C binding floor: " .. table.concat(list, ", ") or nil
+end
+
 for _, tag in ipairs(TAGS) do
   local o = function(api) return tag .. "." .. api end
 
@@ -408,10 +421,7 @@ for _, tag in ipairs(TAGS) do
       summary[#summary + 1] = string.format("C binding floor N=1 idle %.2f× C poll", fl / c)
     end
     -- One ready means one {fd, events} table: what the floor pays for it.
-    local fone, pyone = num(get("W1", o("floor_poll"), "1:one")), num(get("W1", "py.poll", "1:one"))
-    if fone and pyone then
-      summary[#summary + 1] = string.format("C binding floor N=1 one ready %s vs CPython %s", ns(fone), ns(pyone))
-    end
+    summary[#summary + 1] = floor_vs_py("W1", o("floor_poll"), "py.poll", "1:one", "C binding floor N=1 one ready")
     target("T2 poll:poll(0): N=1 and N=1,000 idle ≤ 1.3× C poll; faster than CPython at every N", tag,
       verdict(checks, table.concat(summary, ", ")))
   end
@@ -425,19 +435,14 @@ for _, tag in ipairs(TAGS) do
         checks[#checks + 1] = faster(w, o("select_obj"), "luasocket.select", p, w .. " objects vs luasocket")
       end
     end
-    -- What a bare C binding does against CPython on the same figures: where
-    -- it loses too, no Lua binding can win (the cost is the Lua C API's).
     local floor = {}
     for _, w in ipairs({ "W1", "W2" }) do
       for _, p in ipairs(w == "W1" and { "100:idle", "1000:idle" } or { "100", "1000" }) do
-        local fl, py = num(get(w, o("floor_select"), p)), num(get(w, "py.select", p))
-        if fl and py then
-          floor[#floor + 1] = string.format("%s %s %s vs CPython %s", w, p, ns(fl), ns(py))
-        end
+        floor[#floor + 1] = floor_vs_py(w, o("floor_select"), "py.select", p, w .. " " .. p)
       end
     end
     target("T3 select.select on 100 and 1,000 fds faster than CPython select.select and luasocket socket.select",
-      tag, verdict(checks, #floor > 0 and "C binding floor: " .. table.concat(floor, ", ") or nil))
+      tag, verdict(checks, floor_summary(floor)))
   end
   -- T4
   do
@@ -447,13 +452,9 @@ for _, tag in ipairs(TAGS) do
     }
     local floor = {}
     for _, api in ipairs({ "poll", "epoll" }) do
-      local fl, py = num(get("W2", o("floor_" .. api), "1000")), num(get("W2", "py." .. api, "1000"))
-      if fl and py then
-        floor[#floor + 1] = string.format("%s %s vs CPython %s", api, ns(fl), ns(py))
-      end
+      floor[#floor + 1] = floor_vs_py("W2", o("floor_" .. api), "py." .. api, "1000", api)
     end
-    target("T4 W2 N=1,000 faster than CPython (poll and epoll)", tag,
-      verdict(checks, #floor > 0 and "C binding floor: " .. table.concat(floor, ", ") or nil))
+    target("T4 W2 N=1,000 faster than CPython (poll and epoll)", tag, verdict(checks, floor_summary(floor)))
     local reuse = {
       faster("W2", o("poll_reuse"), "py.poll", "1000", "poll (reused results) vs CPython"),
       faster("W2", o("epoll_reuse"), "py.epoll", "1000", "epoll (reused results) vs CPython"),
