@@ -21,12 +21,16 @@ pub fn to_fd(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
     // Fast path: a small non-negative integer, the common case in hot loops.
     // Inlined into the loops that call it (select reads one per list entry);
     // everything else is out of line, so it adds no register saving here.
-    if let Some(fd) = lua.exact_integer(i) {
-        if (0..=RawFd::MAX as i64).contains(&fd) {
-            return Ok(fd as RawFd);
-        }
+    if let Some(fd) = lua.exact_integer(i).and_then(as_fd) {
+        return Ok(fd);
     }
     to_fd_slow(lua, i)
+}
+
+/// An integer as a descriptor, when it is one (0..=RawFd::MAX).
+#[inline(always)]
+pub fn as_fd(v: i64) -> Option<RawFd> {
+    RawFd::try_from(v).ok().filter(|&fd| fd >= 0)
 }
 
 /// `to_fd` for a value that is not a plain descriptor number: a float, a

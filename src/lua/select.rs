@@ -3,7 +3,7 @@
 use std::ffi::c_int;
 
 use super::args::os_error;
-use super::fdarg::{to_fd_slow, NotFd};
+use super::fdarg::{as_fd, to_fd_slow, NotFd};
 use super::stack::{arg_error, Error, Kind, Lua, Ret};
 use super::timeout::{self, Negative};
 use crate::core::select::{Interest, Select};
@@ -78,7 +78,7 @@ fn run(lua: &mut Lua, call: &mut Select, deadline: crate::core::deadline::Deadli
         let mut i = 0;
         while i < len {
             i += 1;
-            if let Some(fd) = lua.raw_geti_fd(arg, i as i64) {
+            if let Some(fd) = lua.raw_geti_integer(arg, i as i64).and_then(as_fd) {
                 call.push(fd, interest);
             } else {
                 let kind = lua.kind(-1);

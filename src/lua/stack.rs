@@ -288,39 +288,18 @@ impl Lua {
         kind_of(kind)
     }
 
-    /// Pushes `t[n]` without metamethods and returns it as a descriptor when
-    /// it is a number holding one (a whole number in 0..=i32::MAX); `None`
-    /// for anything else, which the caller then inspects at the top. The
-    /// fewest calls each version allows: `select.select` reads its lists so.
+    /// Pushes `t[n]` without metamethods and returns it when it is a number
+    /// with an exact integer value; `None` for anything else, which the
+    /// caller then inspects at the top. One C call fewer than `raw_geti`
+    /// followed by `exact_integer` (`select.select` reads its lists so).
     #[inline(always)]
-    pub fn raw_geti_fd(&mut self, t: c_int, n: i64) -> Option<i32> {
-        // SAFETY: callers pass the index of a table; the value read is left
-        // on the stack, and a slot holding a number is only read.
-        unsafe {
-            #[cfg(any(feature = "lua53", feature = "lua54"))]
-            {
-                if ffi::lua_rawgeti(self.l, t, n as ffi::lua_Integer) != ffi::LUA_TNUMBER {
-                    return None;
-                }
-                let mut isnum = 0;
-                let v = ffi::lua_tointegerx(self.l, -1, &mut isnum);
-                i32::try_from(v).ok().filter(|&fd| isnum != 0 && fd >= 0)
-            }
-            // Before 5.3 mlua's lua_rawgeti adds a lua_type call to return the
-            // kind, which is needed anyway; numbers are doubles, and `as i32`
-            // saturates (NaN gives 0), so the round trip is exact only for a
-            // whole number in i32's range.
-            #[cfg(not(any(feature = "lua53", feature = "lua54")))]
-            {
-                ffi::lua_rawgeti_(self.l, t, n as _);
-                if ffi::lua_type(self.l, -1) != ffi::LUA_TNUMBER {
-                    return None;
-                }
-                let f = ffi::lua_tonumber(self.l, -1);
-                let fd = f as i32;
-                (fd as f64 == f && fd >= 0).then_some(fd)
-            }
+    pub fn raw_geti_integer(&mut self, t: c_int, n: i64) -> Option<i64> {
+        // SAFETY: callers pass the index of a table.
+        let ty = unsafe { ffi::lua_rawgeti(self.l, t, n as ffi::lua_Integer) };
+        if ty != ffi::LUA_TNUMBER {
+            return None;
         }
+        self.number_as_integer(-1)
     }
 
     /// Pops a value and stores it as `t[n]` without metamethods.
