@@ -18,7 +18,7 @@ fn objects_and_calls_leave_the_fd_count_flat() {
         ep.register(0, libc::EPOLLIN as u32).ok();
         ep.wait(Deadline::Immediate, None).unwrap();
         let mut p = PollSet::new();
-        p.register(0, libc::POLLIN as u16);
+        p.register(0, libc::POLLIN as u16).unwrap();
         p.poll(Deadline::Immediate).unwrap();
     }
     let mut s = Select::new();

@@ -5,22 +5,29 @@ use std::collections::HashSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::deadline::{retry_eintr, Deadline};
-use super::error::{cvt, OsResult};
+use super::error::{cvt, OsError, OsResult};
 
-/// Initial size of the event buffer; it grows with the registrations.
+/// Smallest event buffer of an unlimited wait.
 const MIN_EVENTS: usize = 16;
+
+/// Largest buffer kept between waits (48 KiB): a burst of more ready events,
+/// or a large `maxevents`, gets a buffer for that wait only.
+const KEEP_EVENTS: usize = 4096;
+
+/// The kernel's limit on `maxevents` (`EP_MAX_EVENTS`): more is EINVAL,
+/// checked before any buffer is allocated for it.
+const MAX_EVENTS: usize = libc::c_int::MAX as usize / std::mem::size_of::<libc::epoll_event>();
 
 pub struct Epoll {
     fd: OwnedFd,
+    /// The last wait's events; its capacity is the buffer, allocated
+    /// fallibly and never zero-filled (the kernel writes what it returns).
     events: Vec<libc::epoll_event>,
-    /// Registrations made through this object: sizes the buffer so that one
-    /// wait can return every ready event ("maxevents -1: no limit").
-    registered: usize,
-    /// The most events one unlimited wait has returned: a queue shared with
-    /// another object (`fromfd`) can hold registrations this one never saw.
-    most_ready: usize,
-    /// How many events the last wait returned.
-    ready: usize,
+    /// How many events the last unlimited wait returned: sizes the next
+    /// one's buffer, so a steady load needs one system call per wait. Not a
+    /// count of registrations, which would grow with every descriptor closed
+    /// without `unregister`.
+    last_ready: usize,
 }
 
 impl Epoll {
@@ -47,9 +54,7 @@ impl Epoll {
         Epoll {
             fd,
             events: Vec::new(),
-            registered: 0,
-            most_ready: 0,
-            ready: 0,
+            last_ready: 0,
         }
     }
 
@@ -69,9 +74,7 @@ impl Epoll {
 
     /// EPOLL_CTL_ADD: EEXIST if `fd` is already registered.
     pub fn register(&mut self, fd: RawFd, events: u32) -> OsResult<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, events)?;
-        self.registered += 1;
-        Ok(())
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events)
     }
 
     /// EPOLL_CTL_MOD: ENOENT if `fd` is not registered.
@@ -81,58 +84,63 @@ impl Epoll {
 
     /// EPOLL_CTL_DEL: ENOENT if `fd` is not registered.
     pub fn unregister(&mut self, fd: RawFd) -> OsResult<()> {
-        self.ctl(libc::EPOLL_CTL_DEL, fd, 0)?;
-        self.registered = self.registered.saturating_sub(1);
-        Ok(())
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0)
     }
 
     /// Waits for events, up to `maxevents` (`None`: every ready event), and
-    /// returns how many arrived; `ready` lists them.
+    /// returns how many arrived; `ready` lists them. EINVAL for a
+    /// `maxevents` beyond the kernel's limit, ENOMEM if its buffer cannot be
+    /// allocated.
     pub fn wait(&mut self, deadline: Deadline, maxevents: Option<usize>) -> OsResult<usize> {
-        self.ready = 0;
         let cap = match maxevents {
-            Some(n) => n.clamp(1, libc::c_int::MAX as usize),
-            // One slot more than the registrations we know of: a full buffer
-            // then means registrations made through another object sharing
-            // the queue, and `drain` collects the rest.
-            None => (self.registered.max(self.most_ready) + 1)
-                .clamp(MIN_EVENTS, libc::c_int::MAX as usize),
+            Some(n) if n > MAX_EVENTS => return Err(OsError(libc::EINVAL)),
+            Some(n) => n.max(1),
+            // One slot more than last time: a full buffer then means more
+            // events are ready, and `drain` collects them.
+            None => (self.last_ready + 1).clamp(MIN_EVENTS, KEEP_EVENTS),
         };
-        let mut n = self.wait_into(0, cap, deadline)?;
+        // A buffer left large by a burst or a large maxevents goes now.
+        if self.events.capacity() > cap.max(KEEP_EVENTS) {
+            self.events = Vec::new();
+        }
+        self.events.clear();
+        let mut n = self.wait_into(cap, deadline)?;
         if maxevents.is_none() {
             if n == cap {
                 n = self.drain(n)?;
             }
-            self.most_ready = self.most_ready.max(n);
+            self.last_ready = n;
         }
-        self.ready = n;
         Ok(n)
     }
 
-    /// One `epoll_wait` into `events[start..start + len]` (grown as needed),
-    /// retried after EINTR with the time left.
+    /// One `epoll_wait` appending at most `len` events to `events`, retried
+    /// after EINTR with the time left.
     #[inline]
-    fn wait_into(&mut self, start: usize, len: usize, deadline: Deadline) -> OsResult<usize> {
-        if self.events.len() < start + len {
-            self.events
-                .resize(start + len, libc::epoll_event { events: 0, u64: 0 });
+    fn wait_into(&mut self, len: usize, deadline: Deadline) -> OsResult<usize> {
+        let start = self.events.len();
+        if self.events.try_reserve_exact(len).is_err() {
+            return Err(OsError(libc::ENOMEM));
         }
-        let buf = &mut self.events[start..start + len];
+        let len = len.min(libc::c_int::MAX as usize);
+        let buf = self.events.spare_capacity_mut().as_mut_ptr();
         let epfd = self.fd.as_raw_fd();
-        retry_eintr(|| {
-            // SAFETY: buf holds buf.len() writable epoll_event slots, and that
-            // length fits in c_int (callers clamp it to c_int::MAX).
+        let n = retry_eintr(|| {
+            // SAFETY: buf points at at least len writable epoll_event slots
+            // (reserved above), and len fits in c_int.
             let rc = unsafe {
                 libc::epoll_wait(
                     epfd,
-                    buf.as_mut_ptr(),
-                    buf.len() as libc::c_int,
+                    buf.cast(),
+                    len as libc::c_int,
                     deadline.remaining_ms(),
                 )
             };
             cvt(rc)
-        })
-        .map(|n| n as usize)
+        })? as usize;
+        // SAFETY: the kernel initialised the first n (<= len) spare slots.
+        unsafe { self.events.set_len(start + n.min(len)) };
+        Ok(n.min(len))
     }
 
     /// After an unlimited wait filled its whole buffer, collects the ready
@@ -140,10 +148,17 @@ impl Epoll {
     /// level-triggered descriptor back at the end of its ready list, so the
     /// first event seen twice means every ready event has been collected.
     fn drain(&mut self, mut n: usize) -> OsResult<usize> {
-        let mut seen: HashSet<u64> = self.events[..n].iter().map(|e| e.u64).collect();
+        let mut seen: HashSet<u64> = HashSet::new();
+        if seen.try_reserve(n * 2).is_err() {
+            return Err(OsError(libc::ENOMEM));
+        }
+        seen.extend(self.events.iter().map(|e| e.u64));
         loop {
-            let space = n.min(libc::c_int::MAX as usize - n).max(1);
-            let m = self.wait_into(n, space, Deadline::Immediate)?;
+            let space = n.min(MAX_EVENTS - n).max(1);
+            let m = self.wait_into(space, Deadline::Immediate)?;
+            if seen.try_reserve(m).is_err() {
+                return Err(OsError(libc::ENOMEM));
+            }
             let mut kept = n;
             let mut repeated = false;
             for j in n..n + m {
@@ -155,6 +170,7 @@ impl Epoll {
                     repeated = true;
                 }
             }
+            self.events.truncate(kept);
             n = kept;
             if repeated || m < space {
                 return Ok(n);
@@ -162,14 +178,22 @@ impl Epoll {
         }
     }
 
+    /// Releases a buffer larger than what is kept between waits, once the
+    /// last wait's events have been read.
+    pub fn trim(&mut self) {
+        if self.events.capacity() > KEEP_EVENTS {
+            self.events = Vec::new();
+        }
+    }
+
     /// How many events the last `wait` reported.
     pub fn ready_count(&self) -> usize {
-        self.ready
+        self.events.len()
     }
 
     /// The `(fd, events)` pairs of the last `wait`.
     pub fn ready(&self) -> impl ExactSizeIterator<Item = (RawFd, u32)> + '_ {
-        self.events[..self.ready].iter().map(|e| {
+        self.events.iter().map(|e| {
             let ev = *e;
             (ev.u64 as u32 as RawFd, ev.events)
         })

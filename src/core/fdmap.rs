@@ -33,29 +33,45 @@ impl FdMap {
         }
     }
 
-    /// Maps `fd` to `pos`. Positions index an array with one entry per
-    /// descriptor (at most 2^31 of them), so `pos + 1` fits the array's `u32`s.
+    /// Maps `fd` to `pos`; false (the map unchanged) if it could not grow.
+    /// Positions index an array with one entry per descriptor (at most 2^31
+    /// of them), so `pos + 1` fits the array's `u32`s.
     #[inline]
-    pub fn insert(&mut self, fd: RawFd, pos: usize) {
+    pub fn insert(&mut self, fd: RawFd, pos: usize) -> bool {
         match dense_index(fd) {
-            Some(i) if i < self.dense.len() => self.dense[i] = pos as u32 + 1,
+            Some(i) if i < self.dense.len() => {
+                self.dense[i] = pos as u32 + 1;
+                true
+            }
             _ => self.insert_slow(fd, pos),
         }
     }
 
     #[inline(never)]
-    fn insert_slow(&mut self, fd: RawFd, pos: usize) {
+    fn insert_slow(&mut self, fd: RawFd, pos: usize) -> bool {
         match dense_index(fd) {
             Some(i) => {
                 // Grow to the next power of two: amortised O(1), and the
                 // array stays within twice the highest descriptor.
-                self.dense.resize((i + 1).next_power_of_two(), 0);
+                let len = (i + 1).next_power_of_two();
+                if self
+                    .dense
+                    .try_reserve_exact(len - self.dense.len())
+                    .is_err()
+                {
+                    return false;
+                }
+                self.dense.resize(len, 0);
                 self.dense[i] = pos as u32 + 1;
             }
             None => {
+                if self.sparse.try_reserve(1).is_err() {
+                    return false;
+                }
                 self.sparse.insert(fd, pos);
             }
         }
+        true
     }
 
     /// Removes `fd`, returning its position.
@@ -89,12 +105,12 @@ mod tests {
         let mut m = FdMap::default();
         for (fd, pos) in [(0, 0), (3, 1), (70_000, 2), (RawFd::MAX, 3), (65_535, 4)] {
             assert_eq!(m.get(fd), None);
-            m.insert(fd, pos);
+            assert!(m.insert(fd, pos));
             assert_eq!(m.get(fd), Some(pos));
         }
         assert!(m.dense.len() <= DENSE_LIMIT);
         assert_eq!(m.sparse.len(), 2);
-        m.insert(3, 9);
+        assert!(m.insert(3, 9));
         assert_eq!(m.get(3), Some(9));
         assert_eq!(m.remove(3), Some(9));
         assert_eq!(m.remove(3), None);
@@ -109,9 +125,9 @@ mod tests {
     #[test]
     fn the_array_grows_with_the_highest_descriptor_only() {
         let mut m = FdMap::default();
-        m.insert(5, 0);
+        assert!(m.insert(5, 0));
         assert_eq!(m.dense.len(), 8);
-        m.insert(1000, 1);
+        assert!(m.insert(1000, 1));
         assert_eq!(m.dense.len(), 1024);
     }
 }

@@ -8,7 +8,7 @@
 use std::os::fd::RawFd;
 
 use super::deadline::{retry_eintr, Deadline};
-use super::error::{cvt, OsResult};
+use super::error::{cvt, OsError, OsResult};
 use super::fdmap::FdMap;
 
 #[derive(Default)]
@@ -32,13 +32,16 @@ impl PollSet {
         self.fds.is_empty()
     }
 
-    /// Adds `fd`, or replaces its mask if it is already registered.
-    pub fn register(&mut self, fd: RawFd, events: u16) {
+    /// Adds `fd`, or replaces its mask if it is already registered. ENOMEM
+    /// (nothing changed) if the set cannot grow.
+    pub fn register(&mut self, fd: RawFd, events: u16) -> OsResult<()> {
         let events = events as libc::c_short;
         match self.slot.get(fd) {
             Some(i) => self.fds[i].events = events,
             None => {
-                self.slot.insert(fd, self.fds.len());
+                if self.fds.try_reserve(1).is_err() || !self.slot.insert(fd, self.fds.len()) {
+                    return Err(OsError(libc::ENOMEM));
+                }
                 self.fds.push(libc::pollfd {
                     fd,
                     events,
@@ -47,6 +50,7 @@ impl PollSet {
             }
         }
         self.ready = 0;
+        Ok(())
     }
 
     /// Changes the mask of a registered fd; false if it is not registered.
@@ -68,6 +72,7 @@ impl PollSet {
         };
         self.fds.swap_remove(i);
         if let Some(moved) = self.fds.get(i) {
+            // moved.fd is in the map already: this overwrites, never grows.
             self.slot.insert(moved.fd, i);
         }
         self.ready = 0;
@@ -143,9 +148,9 @@ mod tests {
     #[test]
     fn register_modify_unregister_in_place() {
         let mut set = PollSet::new();
-        set.register(3, 1);
-        set.register(4, 4);
-        set.register(3, 5);
+        set.register(3, 1).unwrap();
+        set.register(4, 4).unwrap();
+        set.register(3, 5).unwrap();
         assert_eq!(set.len(), 2);
         assert!(set.modify(4, 1));
         assert!(!set.modify(9, 1));
@@ -161,8 +166,8 @@ mod tests {
         let (r1, _w1) = pipe();
         let (r2, w2) = pipe();
         let mut set = PollSet::new();
-        set.register(r1.as_raw_fd(), libc::POLLIN as u16);
-        set.register(r2.as_raw_fd(), libc::POLLIN as u16);
+        set.register(r1.as_raw_fd(), libc::POLLIN as u16).unwrap();
+        set.register(r2.as_raw_fd(), libc::POLLIN as u16).unwrap();
         assert_eq!(set.poll(Deadline::Immediate), Ok(0));
         write_all(&w2, b"x");
         assert_eq!(set.poll(Deadline::Immediate), Ok(1));
@@ -176,7 +181,7 @@ mod tests {
         let fd = r.as_raw_fd();
         drop(r);
         let mut set = PollSet::new();
-        set.register(fd, libc::POLLIN as u16);
+        set.register(fd, libc::POLLIN as u16).unwrap();
         assert_eq!(set.poll(Deadline::Immediate), Ok(1));
         assert_eq!(set.ready().next(), Some((fd, libc::POLLNVAL as u16)));
         drop(w);
@@ -186,7 +191,7 @@ mod tests {
     fn timeout_is_kept() {
         let (r, _w) = pipe();
         let mut set = PollSet::new();
-        set.register(r.as_raw_fd(), libc::POLLIN as u16);
+        set.register(r.as_raw_fd(), libc::POLLIN as u16).unwrap();
         let t = Instant::now();
         let n = set.poll(Deadline::after(Some(Duration::from_millis(30))));
         assert_eq!(n, Ok(0));

@@ -59,6 +59,13 @@ impl Select {
         self.counts = [0; 3];
     }
 
+    /// Makes room for `n` more entries; false if the memory is not there.
+    pub fn try_reserve(&mut self, n: usize) -> bool {
+        self.pfds.try_reserve(n).is_ok()
+    }
+
+    /// Adds an entry (after `try_reserve`, pushes up to its count never
+    /// allocate).
     #[inline]
     pub fn push(&mut self, fd: RawFd, interest: Interest) {
         self.pfds.push(libc::pollfd {
@@ -108,7 +115,9 @@ impl Select {
     /// The positions, relative to `from`, of the entries from `from` on that
     /// the last `wait` found ready, ascending.
     pub fn ready_from(&self, from: usize) -> impl Iterator<Item = usize> + '_ {
-        self.pfds[from..]
+        self.pfds
+            .get(from..)
+            .unwrap_or_default()
             .iter()
             .enumerate()
             .filter(|(_, p)| p.revents != 0)

@@ -3,7 +3,7 @@
 
 use std::ffi::c_int;
 
-use super::stack::{arg_error, Error, Kind, Lua, Ret};
+use super::stack::{arg_error, ret, Error, Kind, Lua, Ret};
 use crate::core::error::OsError;
 
 /// An integer argument within `lo..=hi`; `default` when absent or nil (if any).
@@ -88,9 +88,9 @@ pub fn show_num(f: f64) -> String {
 /// Returns `nil, strerror(errno), errno` to Lua.
 pub fn os_error(lua: &mut Lua, e: OsError) -> Ret {
     lua.push_nil();
-    lua.push_str(&e.message());
+    lua.push_string(&e.message())?;
     lua.push_int(e.errno() as i64);
-    Ok(3)
+    ret(3)
 }
 
 /// Returns `true`, or `nil, message, errno`.
@@ -98,7 +98,7 @@ pub fn ok_or_os(lua: &mut Lua, r: Result<(), OsError>) -> Ret {
     match r {
         Ok(()) => {
             lua.push_bool(true);
-            Ok(1)
+            ret(1)
         }
         Err(e) => os_error(lua, e),
     }

@@ -15,7 +15,8 @@ use std::ffi::{c_int, CStr};
 use mlua::ffi::lua_CFunction;
 
 use super::args::closed_error;
-use super::stack::{upvalue, Error, Lua, Miss};
+use super::stack::{upvalue, Error, Lua, Miss, Raw};
+use crate::core::error::OsError;
 
 pub struct ClassSpec {
     /// Type name, e.g. `select.epoll`: `__name` and `tostring` prefix.
@@ -34,7 +35,7 @@ pub const EXTRA: c_int = 3;
 /// Pushes the type's open and closed metatables (two stack slots), with every
 /// method and metamethod installed; `extra` is the stack slot of the value
 /// every function gets as upvalue 3 (nil when `None`).
-pub fn push_class(lua: &mut Lua, spec: &ClassSpec, extra: Option<c_int>) {
+pub fn push_class(lua: &mut Raw, spec: &ClassSpec, extra: Option<c_int>) {
     let extra = extra.map(|i| lua.abs(i));
     lua.new_table(0, spec.meta.len() + 3);
     if spec.closable {
@@ -66,7 +67,7 @@ pub fn push_class(lua: &mut Lua, spec: &ClassSpec, extra: Option<c_int>) {
     }
 }
 
-fn push_upvalues(lua: &mut Lua, open: c_int, closed: c_int, extra: Option<c_int>) {
+fn push_upvalues(lua: &mut Raw, open: c_int, closed: c_int, extra: Option<c_int>) {
     lua.push_value(open);
     lua.push_value(closed);
     match extra {
@@ -78,7 +79,7 @@ fn push_upvalues(lua: &mut Lua, open: c_int, closed: c_int, extra: Option<c_int>
 /// Pushes a closure of the type's function `f` with the type's upvalues: its
 /// two metatables (at `open` and `closed` on the stack) and `extra`.
 pub fn push_type_fn(
-    lua: &mut Lua,
+    lua: &mut Raw,
     f: lua_CFunction,
     open: c_int,
     closed: c_int,
@@ -93,7 +94,7 @@ pub fn push_type_fn(
 /// Sets `funcs` on the table at `t` as functions of the type whose metatables
 /// are at `open` and `closed`.
 pub fn set_type_fns(
-    lua: &mut Lua,
+    lua: &mut Raw,
     t: c_int,
     funcs: &[(&CStr, lua_CFunction)],
     open: c_int,
@@ -149,17 +150,45 @@ fn any_slot<'a, T>(lua: &'a mut Lua, spec: &'static ClassSpec) -> Option<&'a mut
     lua.userdata::<T>(1, tag(spec))
 }
 
-/// Pushes a new object of the running function's class (metatable: upvalue 1).
-pub fn push_object<T>(lua: &mut Lua, spec: &'static ClassSpec, value: T) {
-    push_object_mt(lua, spec, value, upvalue(OPEN_MT));
+/// Pushes a new object of the running function's class (metatable: upvalue
+/// 1) holding what `make` returns, or returns `make`'s error with nothing
+/// pushed. The userdata is made first, so that a raise while making it (out
+/// of memory, a finalizer's error) finds no descriptor yet to leak.
+pub fn push_object<T>(
+    lua: &mut Lua,
+    spec: &'static ClassSpec,
+    make: impl FnOnce() -> Result<T, OsError>,
+) -> Result<Result<(), OsError>, Error> {
+    push_object_mt(lua, spec, upvalue(OPEN_MT), make)
 }
 
-/// Pushes a new object of the class with the metatable at `mt`.
-pub fn push_object_mt<T>(lua: &mut Lua, spec: &'static ClassSpec, value: T, mt: c_int) {
-    let mt = lua.abs(mt);
-    lua.push_userdata(tag(spec), value);
+/// `push_object` with the metatable at `mt`.
+pub fn push_object_mt<T>(
+    lua: &mut Lua,
+    spec: &'static ClassSpec,
+    mt: c_int,
+    make: impl FnOnce() -> Result<T, OsError>,
+) -> Result<Result<(), OsError>, Error> {
+    fn step<T>(raw: &mut Raw, tag: usize) -> c_int {
+        raw.push_empty_userdata::<T>(tag);
+        raw.push_value(1);
+        raw.set_metatable(-2);
+        1
+    }
     lua.push_value(mt);
-    lua.set_metatable(-2);
+    lua.protect(1, 1, step::<T>, tag(spec))?;
+    match make() {
+        Ok(value) => {
+            if let Some(slot) = lua.userdata::<T>(-1, tag(spec)) {
+                *slot = Some(value);
+            }
+            Ok(Ok(()))
+        }
+        Err(e) => {
+            lua.pop(1);
+            Ok(Err(e))
+        }
+    }
 }
 
 /// Closes the object in slot 1: drops its value and swaps in the closed
@@ -184,11 +213,11 @@ pub fn gc_object<T>(lua: &mut Lua, spec: &'static ClassSpec) {
 }
 
 /// `tostring(obj)`: `select.poll: 0x...`.
-pub fn tostring(lua: &mut Lua, spec: &ClassSpec) {
+pub fn tostring(lua: &mut Lua, spec: &ClassSpec) -> Result<(), Error> {
     let text = format!(
         "{}: 0x{:x}",
         spec.name.to_str().unwrap_or("select"),
         lua.pointer(1)
     );
-    lua.push_str(&text);
+    lua.push_string(&text)
 }

@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 
-use super::stack::Lua;
+use super::stack::Raw;
 
 const POLL: &[(&CStr, i64)] = &[
     (c"POLLIN", libc::POLLIN as i64),
@@ -91,7 +91,7 @@ const KQUEUE: &[(&CStr, i64)] = &[
 ];
 
 /// Sets every constant on the module table at stack index `module`.
-pub fn install(lua: &mut Lua, module: std::ffi::c_int) {
+pub fn install(lua: &mut Raw, module: std::ffi::c_int) {
     for (name, value) in POLL.iter().chain(EPOLL).chain(KQUEUE) {
         lua.push_int(*value);
         lua.raw_set_field(module, name);

@@ -1,15 +1,17 @@
 //! `select.epoll([sizehint [, flags]])` and `select.epoll.fromfd(fd)`.
 
 use super::args::{int_arg, ok_or_os, os_error};
-use super::class::{close_object, gc_object, push_object, this, tostring, ClassSpec};
+use super::class::{self, close_object, gc_object, push_object, this, tostring, ClassSpec};
 use super::fdarg::fd_arg;
 use super::results;
-use super::stack::{arg_error, cfn, Lua, Ret};
+use super::stack::{arg_error, cfn, ret, Lua, Ret};
 use super::timeout;
 use crate::core::epoll::Epoll;
 
 pub struct EpollObject {
     ep: Epoll,
+    /// The last poll's ready pairs, for the result table.
+    ready: Vec<(i64, i64)>,
 }
 
 pub static CLASS: ClassSpec = ClassSpec {
@@ -34,9 +36,17 @@ pub static CLASS: ClassSpec = ClassSpec {
 
 const DEFAULT_MASK: i64 = (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLOUT) as i64;
 
-fn wrap(lua: &mut Lua, ep: Epoll) -> Ret {
-    push_object(lua, &CLASS, EpollObject { ep });
-    Ok(1)
+/// Pushes a new epoll object around what `make` opens.
+fn wrap(lua: &mut Lua, make: impl FnOnce() -> crate::core::error::OsResult<Epoll>) -> Ret {
+    match push_object(lua, &CLASS, || {
+        make().map(|ep| EpollObject {
+            ep,
+            ready: Vec::new(),
+        })
+    })? {
+        Ok(()) => ret(1),
+        Err(e) => os_error(lua, e),
+    }
 }
 
 /// `select.epoll(sizehint, flags)`; called through the `select.epoll` table's
@@ -66,19 +76,13 @@ pub fn new(lua: &mut Lua) -> Ret {
     if flags != 0 && flags != libc::EPOLL_CLOEXEC as i64 {
         return os_error(lua, crate::core::error::OsError(libc::EINVAL));
     }
-    match Epoll::new() {
-        Ok(ep) => wrap(lua, ep),
-        Err(e) => os_error(lua, e),
-    }
+    wrap(lua, Epoll::new)
 }
 
 /// `select.epoll.fromfd(fd)`: takes ownership of an epoll descriptor.
 pub fn fromfd(lua: &mut Lua) -> Ret {
     let fd = fd_arg(lua, 1, "fromfd", 1)?;
-    match Epoll::from_fd(fd) {
-        Ok(ep) => wrap(lua, ep),
-        Err(e) => os_error(lua, e),
-    }
+    wrap(lua, || Epoll::from_fd(fd))
 }
 
 fn mask(lua: &Lua, func: &str, default: Option<i64>) -> Result<u32, super::stack::Error> {
@@ -149,32 +153,43 @@ fn poll(lua: &mut Lua) -> Ret {
     if let Err(e) = obj.ep.wait(deadline, maxevents) {
         return os_error(lua, e);
     }
-    let ready = results::copy(
-        obj.ep.ready_count(),
+    let n = obj.ep.ready_count();
+    if n == 0 {
+        obj.ep.trim();
+        return results::empty(lua, out);
+    }
+    let mut ready = std::mem::take(&mut obj.ready);
+    let filled = results::fill(
+        &mut ready,
+        n,
         obj.ep.ready().map(|(fd, ev)| (fd as i64, ev as i64)),
     );
-    results::push(lua, out, ready);
-    Ok(1)
+    obj.ep.trim();
+    let pushed = filled.and_then(|()| results::push(lua, out, &ready));
+    if let Some(Some(obj)) = lua.userdata::<EpollObject>(1, class::tag(&CLASS)) {
+        obj.ready = results::keep(ready);
+    }
+    pushed.and_then(|()| ret(1))
 }
 
 /// `ep:close()` (and `__close`): idempotent, but only on an epoll object.
 fn close(lua: &mut Lua) -> Ret {
     close_object::<EpollObject>(lua, &CLASS)?;
-    Ok(0)
+    ret(0)
 }
 
 fn fileno(lua: &mut Lua) -> Ret {
     let fd = this::<EpollObject>(lua, &CLASS, "fileno")?.ep.fileno();
     lua.push_int(fd as i64);
-    Ok(1)
+    ret(1)
 }
 
 fn gc(lua: &mut Lua) -> Ret {
     gc_object::<EpollObject>(lua, &CLASS);
-    Ok(0)
+    ret(0)
 }
 
 fn to_string(lua: &mut Lua) -> Ret {
-    tostring(lua, &CLASS);
-    Ok(1)
+    tostring(lua, &CLASS)?;
+    ret(1)
 }

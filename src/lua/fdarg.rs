@@ -5,7 +5,7 @@ use std::ffi::c_int;
 use std::os::fd::RawFd;
 
 use super::args::show_num;
-use super::stack::{arg_error, Error, Kind, Lua, Num, FD_METHOD};
+use super::stack::{arg_error, Error, Kind, Lua, Num, Probe};
 
 /// Why a value is not a descriptor, worded for the `(...)` of a bad-argument
 /// message.
@@ -39,13 +39,7 @@ pub fn as_fd(v: i64) -> Option<RawFd> {
 pub fn to_fd_slow(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
     match lua.kind(i) {
         Kind::Number => from_number(lua.number(i)),
-        Kind::Userdata | Kind::Table => {
-            if let Some(fd) = lua.file_handle_fd(i) {
-                return fd
-                    .ok_or_else(|| NotFd::Bad("file descriptor expected, got closed file".into()));
-            }
-            from_method(lua, i)
-        }
+        Kind::Userdata | Kind::Table => from_object(lua, i),
         _ => Err(NotFd::Bad(format!(
             "file descriptor expected, got {}",
             lua.type_name(i)
@@ -99,28 +93,32 @@ fn from_number(n: Option<Num>) -> Result<RawFd, NotFd> {
     }
 }
 
-/// Calls `obj:getfd()` or `obj:fileno()` under `pcall`: user code may raise.
-fn from_method(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
-    let i = lua.abs(i);
+/// A Lua file's descriptor, or the result of `obj:getfd()` or
+/// `obj:fileno()`, called in a protected step: user code may raise.
+fn from_object(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
     let kind = lua.type_name(i);
-    if !lua.check_stack(3) {
-        return Err(NotFd::Bad("stack overflow".into()));
-    }
-    lua.push_cfn(FD_METHOD, 0);
-    lua.push_value(i);
-    if !lua.pcall(1, 1) {
-        return Err(NotFd::Raised);
-    }
-    let result = match lua.kind(-1) {
-        Kind::Nil => Err(NotFd::Bad(format!(
+    match lua.fd_probe(i) {
+        Err(_) => Err(NotFd::Raised),
+        Ok(Probe::File(Some(fd))) => Ok(fd),
+        Ok(Probe::File(None)) => Err(NotFd::Bad(
+            "file descriptor expected, got closed file".into(),
+        )),
+        Ok(Probe::Neither) => Err(NotFd::Bad(format!(
             "file descriptor expected, got {kind} without getfd or fileno method"
         ))),
-        Kind::Number => from_number(lua.number(-1)),
-        _ => Err(NotFd::Bad(format!(
-            "file descriptor expected, getfd/fileno returned {}",
-            lua.type_name(-1)
-        ))),
-    };
-    lua.pop(1);
-    result
+        Ok(Probe::Method) => {
+            let result = match lua.kind(-1) {
+                Kind::Number => from_number(lua.number(-1)),
+                Kind::Nil => Err(NotFd::Bad(format!(
+                    "file descriptor expected, got {kind} without getfd or fileno method"
+                ))),
+                _ => Err(NotFd::Bad(format!(
+                    "file descriptor expected, getfd/fileno returned {}",
+                    lua.type_name(-1)
+                ))),
+            };
+            lua.pop(1);
+            result
+        }
+    }
 }

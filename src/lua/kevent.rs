@@ -5,11 +5,12 @@
 
 use std::ffi::c_int;
 
-use super::class::{push_object_mt, tag, ClassSpec, OPEN_MT};
+use super::class::{tag, ClassSpec, OPEN_MT};
 use super::fdarg::{to_fd, NotFd};
-use super::stack::{arg_error, cfn, upvalue, Error, Kind, Lua, Num, Ret};
+use super::stack::{arg_error, cfn, ret, upvalue, Error, Kind, Lua, Num, Raw, Ret};
 use crate::core::kqueue::{KEvent, EV_ADD, FILTER_READ};
 
+#[derive(Clone, Copy)]
 pub struct KeventObject {
     pub ev: KEvent,
     /// Whether the uservalue table holds a non-nil `udata`.
@@ -126,89 +127,133 @@ pub fn new(lua: &mut Lua) -> Ret {
     };
     // A plain table with an `ident` key is the keyword form; any other table
     // is a descriptor-like object (one with `fileno`/`getfd`).
-    let keywords = lua.kind(1) == Kind::Table && {
-        let ident = lua.raw_get_field(1, c"ident");
-        lua.pop(1);
-        ident != Kind::Nil
-    };
-    let udata_slot = if keywords {
+    let udata_slot = if lua.kind(1) == Kind::Table {
         let base = lua.top();
-        for (k, key) in FIELD_KEYS.iter().enumerate().take(5) {
-            if lua.raw_get_field(1, key) != Kind::Nil {
-                let v = field_arg(lua, -1, k, 1)?;
-                set_field(&mut ev, k, v);
+        lua.push_value(1);
+        // Slots base+1..=base+6: the six fields, read raw (looking a string
+        // key up may allocate it, hence a step).
+        lua.protect(1, 6, read_fields, ())?;
+        if lua.kind(base + 1) != Kind::Nil {
+            for k in 0..5 {
+                let i = base + 1 + k as c_int;
+                if lua.kind(i) != Kind::Nil {
+                    let v = field_arg(lua, i, k, 1)?;
+                    set_field(&mut ev, k, v);
+                }
             }
+            Some(base + 6)
+        } else {
             lua.set_top(base);
+            None
         }
-        lua.raw_get_field(1, c"udata");
-        lua.top()
     } else {
-        if lua.is_none_or_nil(1) {
-            return arg_error(
-                "kevent",
-                1,
-                format!(
-                    "ident: file descriptor or integer expected, got {}",
-                    lua.type_name(1)
-                ),
-            );
-        }
-        for k in 0..5 {
-            let i = k as c_int + 1;
-            if k == 0 || !lua.is_none_or_nil(i) {
-                let v = field_arg(lua, i, k, i)?;
-                set_field(&mut ev, k, v);
-            }
-        }
-        6
+        None
     };
-    push_kevent(lua, ev, Some(udata_slot), upvalue(OPEN_MT));
-    Ok(1)
+    let udata_slot = match udata_slot {
+        Some(slot) => slot,
+        None => {
+            if lua.is_none_or_nil(1) {
+                return arg_error(
+                    "kevent",
+                    1,
+                    format!(
+                        "ident: file descriptor or integer expected, got {}",
+                        lua.type_name(1)
+                    ),
+                );
+            }
+            for k in 0..5 {
+                let i = k as c_int + 1;
+                if k == 0 || !lua.is_none_or_nil(i) {
+                    let v = field_arg(lua, i, k, i)?;
+                    set_field(&mut ev, k, v);
+                }
+            }
+            6
+        }
+    };
+    push_kevent(lua, ev, Some(udata_slot), upvalue(OPEN_MT))?;
+    ret(1)
+}
+
+/// Step: pushes the six fields of the table in slot 1, read without
+/// metamethods.
+fn read_fields(lua: &mut Raw, (): ()) -> c_int {
+    for key in FIELD_KEYS {
+        lua.raw_get_field(1, key);
+    }
+    6
 }
 
 /// Pushes a new kevent whose metatable is at `mt`; `udata` is the stack slot of
 /// its udata value, if any.
-pub fn push_kevent(lua: &mut Lua, ev: KEvent, udata: Option<c_int>, mt: c_int) {
-    let udata = udata
-        .map(|i| lua.abs(i))
-        .filter(|&i| !lua.is_none_or_nil(i));
-    push_object_mt(
-        lua,
-        &CLASS,
-        KeventObject {
+pub fn push_kevent(
+    lua: &mut Lua,
+    ev: KEvent,
+    udata: Option<c_int>,
+    mt: c_int,
+) -> Result<(), Error> {
+    let udata = udata.map(|i| lua.abs(i));
+    lua.push_value(mt);
+    match udata {
+        Some(i) => lua.push_value(i),
+        None => lua.push_nil(),
+    }
+    lua.protect(2, 1, new_kevent, ev)
+}
+
+/// Step: a new kevent holding `ev`, its metatable in slot 1 and its udata in
+/// slot 2.
+fn new_kevent(lua: &mut Raw, ev: KEvent) -> c_int {
+    make_kevent(lua, ev, 1, 2);
+    1
+}
+
+/// Pushes a new kevent holding `ev`, with the metatable at `mt` and the
+/// udata at `udata` (a Lua step: it allocates).
+pub fn make_kevent(lua: &mut Raw, ev: KEvent, mt: c_int, udata: c_int) {
+    let (mt, udata) = (lua.abs(mt), lua.abs(udata));
+    lua.push_userdata(
+        tag(&CLASS),
+        Some(KeventObject {
             ev,
             has_udata: false,
-        },
-        mt,
+        }),
     );
-    if udata.is_some() {
+    lua.push_value(mt);
+    lua.set_metatable(-2);
+    if !lua.is_none_or_nil(udata) {
         // A new kevent has no udata: only a value needs setting.
         set_udata(lua, -1, udata);
     }
 }
 
-/// Gives the kevent at `obj` the udata at stack slot `value` (none or nil: no
-/// udata).
-pub fn set_udata(lua: &mut Lua, obj: c_int, value: Option<c_int>) {
-    let obj = lua.abs(obj);
-    let value = value
-        .map(|i| lua.abs(i))
-        .filter(|&i| !lua.is_none_or_nil(i));
-    if let Some(v) = value {
+/// Gives the kevent at `obj` the udata at stack slot `value` (nil: none). A
+/// cleared udata is dropped, not just hidden, so that the GC can collect it.
+pub fn set_udata(lua: &mut Raw, obj: c_int, value: c_int) {
+    let (obj, value) = (lua.abs(obj), lua.abs(value));
+    let has = !lua.is_none_or_nil(value);
+    if has {
         // 5.1 and 5.2 accept only a table as uservalue: keep the value in one.
         lua.new_table(1, 0);
-        lua.push_value(v);
+        lua.push_value(value);
         lua.raw_seti(-2, 1);
         lua.set_uservalue(obj);
+    } else if lua.get_uservalue(obj) == Kind::Table {
+        lua.push_nil();
+        lua.raw_seti(-2, 1);
+        lua.pop(1);
+    } else {
+        lua.pop(1);
     }
     if let Some(Some(o)) = lua.userdata::<KeventObject>(obj, tag(&CLASS)) {
-        o.has_udata = value.is_some();
+        o.has_udata = has;
     }
 }
 
 /// Overwrites the kevent at `obj` with `ev` and the udata at `value`; false if
 /// the value at `obj` is not a kevent.
-pub fn refill(lua: &mut Lua, obj: c_int, ev: KEvent, value: Option<c_int>) -> bool {
+pub fn refill(lua: &mut Raw, obj: c_int, ev: KEvent, value: c_int) -> bool {
     match lua.userdata::<KeventObject>(obj, tag(&CLASS)) {
         Some(Some(o)) => o.ev = ev,
         _ => return false,
@@ -260,7 +305,7 @@ fn index(lua: &mut Lua) -> Ret {
         Some(k) => lua.push_int(get_field(&ev, k)),
         None => lua.push_nil(),
     }
-    Ok(1)
+    ret(1)
 }
 
 fn newindex(lua: &mut Lua) -> Ret {
@@ -273,8 +318,14 @@ fn newindex(lua: &mut Lua) -> Ret {
         return Err(Error::Msg(format!("select.kevent has no field '{key}'")));
     };
     if k == 5 {
-        set_udata(lua, 1, Some(3));
-        return Ok(0);
+        fn step(lua: &mut Raw, (): ()) -> c_int {
+            set_udata(lua, 1, 2);
+            0
+        }
+        lua.set_top(3);
+        lua.remove(2);
+        lua.protect(2, 0, step, ())?;
+        return ret(0);
     }
     let v = match field_value(lua, 3, k) {
         Ok(v) => v,
@@ -288,7 +339,7 @@ fn newindex(lua: &mut Lua) -> Ret {
     if let Some(Some(o)) = lua.userdata::<KeventObject>(1, tag(&CLASS)) {
         set_field(&mut o.ev, k, v);
     }
-    Ok(0)
+    ret(0)
 }
 
 fn key(ev: &KEvent) -> (u64, i16, u16, u32, i64) {
@@ -311,7 +362,7 @@ fn eq(lua: &mut Lua) -> Ret {
         _ => false,
     };
     lua.push_bool(same);
-    Ok(1)
+    ret(1)
 }
 
 fn compare(lua: &mut Lua, or_equal: bool) -> Ret {
@@ -344,7 +395,7 @@ fn compare(lua: &mut Lua, or_equal: bool) -> Ret {
         }
     };
     lua.push_bool(result);
-    Ok(1)
+    ret(1)
 }
 
 fn kind_name(lua: &mut Lua, i: c_int) -> &'static str {
@@ -371,8 +422,8 @@ fn to_string(lua: &mut Lua) -> Ret {
         "<select.kevent ident={} filter={} flags={:#x} fflags={:#x} data={:#x} udata={}>",
         ev.ident, ev.filter, ev.flags, ev.fflags, ev.data, udata
     );
-    lua.push_str(&text);
-    Ok(1)
+    lua.push_string(&text)?;
+    ret(1)
 }
 
 /// A short description of a value without calling metamethods.

@@ -1,22 +1,29 @@
 //! `select.kqueue()`, `select.kqueue.fromfd(fd)` and `kq:control(...)`.
 //!
-//! udata: each change that carries a udata gets a fresh token; the value is
-//! kept in the queue's udata store (a table, the userdata's uservalue, shared
-//! by every object on the same queue), the core stores only the token, and the
-//! core reports tokens it no longer holds so the store drops them. The store is
-//! reachable only through the objects, so the GC can collect cycles through it.
+//! udata: a change that carries a udata stores the value in the queue's
+//! udata store (a table, the userdata's uservalue, shared by every object on
+//! the same queue) under a token from the store's own free list (`luaL_ref`:
+//! small integers, reused once released, so no counter ever runs out); the
+//! core stores only the token, and reports tokens it no longer holds so the
+//! store drops them. The store is reachable only through the objects, so the
+//! GC can collect cycles through it.
+//!
+//! `control` is check, collect, call, return: the arguments and the
+//! changelist are read in Rust; one protected step stores the udata values
+//! and writes their tokens into the changes; the core runs; one protected
+//! step makes the result kevents and releases the tokens the core let go.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::args::{int_arg, os_error};
 use super::class::{self, close_object, gc_object, push_object, this, tostring, ClassSpec, EXTRA};
 use super::fdarg::fd_arg;
-use super::kevent::{self, push_kevent};
-use super::results;
-use super::stack::{arg_error, cfn, upvalue, Error, Kind, Lua, Num, Ret, REGISTRY};
+use super::kevent::{self, make_kevent};
+use super::results::{self, no_memory};
+use super::stack::{arg_error, cfn, ret, upvalue, Error, Kind, Lua, Num, Raw, Ret, Step, REGISTRY};
 use super::timeout::{self, Negative};
 use crate::core::deadline::Deadline;
+use crate::core::error::OsResult;
 use crate::core::kqueue::{KEvent, Kqueue};
 
 pub struct KqueueObject {
@@ -49,29 +56,33 @@ const KEVENT_MT: c_int = EXTRA;
 /// Registry key of the weak table queue id -> udata store.
 const STORES: &std::ffi::CStr = c"select.kqueue.udata-stores";
 
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
-
-fn wrap(lua: &mut Lua, kq: Kqueue) -> Ret {
-    let id = kq.queue_id();
-    push_object(
-        lua,
-        &CLASS,
-        KqueueObject {
+/// Pushes a new kqueue object around what `make` opens, with its queue's
+/// udata store as uservalue.
+fn wrap(lua: &mut Lua, make: impl FnOnce() -> OsResult<Kqueue>) -> Ret {
+    let made = push_object(lua, &CLASS, || {
+        make().map(|kq| KqueueObject {
             kq,
             changes: Vec::new(),
             out: Vec::new(),
             released: Vec::new(),
-        },
-    );
-    let obj = lua.abs(-1);
-    push_store(lua, id);
-    lua.set_uservalue(obj);
-    Ok(1)
+        })
+    })?;
+    if let Err(e) = made {
+        return os_error(lua, e);
+    }
+    let id = match lua.userdata::<KqueueObject>(-1, class::tag(&CLASS)) {
+        Some(Some(obj)) => obj.kq.queue_id(),
+        _ => 0,
+    };
+    lua.push_value(-1);
+    lua.protect(1, 0, attach_store, id)?;
+    ret(1)
 }
 
-/// Pushes the udata store of queue `id`, creating it (and the weak registry
-/// table that finds it for `fromfd`) on first use.
-fn push_store(lua: &mut Lua, id: u64) {
+/// Step: gives the kqueue object in slot 1 the udata store of queue `id`,
+/// creating it (and the weak registry table that finds it for `fromfd`) on
+/// first use.
+fn attach_store(lua: &mut Raw, id: u64) -> c_int {
     if lua.raw_get_field(REGISTRY, STORES) != Kind::Table {
         lua.pop(1);
         lua.new_table(0, 4);
@@ -83,70 +94,26 @@ fn push_store(lua: &mut Lua, id: u64) {
         lua.raw_set_field(REGISTRY, STORES);
     }
     let stores = lua.abs(-1);
-    if lua.raw_geti(stores, id as i64) != Kind::Table {
+    let key = (id % (i32::MAX as u64)) as i64 + 1;
+    if lua.raw_geti(stores, key) != Kind::Table {
         lua.pop(1);
         lua.new_table(0, 0);
         lua.push_value(-1);
-        lua.raw_seti(stores, id as i64);
+        lua.raw_seti(stores, key);
     }
-    lua.remove(stores);
-}
-
-/// Pushes the events as kevents: a new array, or (the opt-in reuse form) the
-/// caller's array at `results` refilled, its kevents overwritten in place and
-/// its entries past the end cleared, so a steady loop allocates nothing but
-/// the udata holders.
-fn push_events(lua: &mut Lua, events: &[KEvent], store: c_int, results: Option<c_int>) {
-    let t = match results {
-        Some(t) => t,
-        None => {
-            lua.new_table(events.len(), 0);
-            lua.top()
-        }
-    };
-    let mt = upvalue(KEVENT_MT);
-    for (k, ev) in events.iter().enumerate() {
-        let k = k as i64 + 1;
-        let mut ev = *ev;
-        let token = std::mem::take(&mut ev.udata);
-        let udata = (token != 0).then(|| {
-            lua.raw_geti(store, token as i64);
-            lua.top()
-        });
-        let reused = results.is_some() && {
-            lua.raw_geti(t, k);
-            let ok = kevent::refill(lua, -1, ev, udata);
-            lua.pop(1);
-            ok
-        };
-        if !reused {
-            push_kevent(lua, ev, udata, mt);
-            lua.raw_seti(t, k);
-        }
-        if udata.is_some() {
-            lua.pop(1);
-        }
-    }
-    if results.is_some() {
-        results::finish_refill(lua, t, events.len());
-    }
+    lua.set_uservalue(1);
+    0
 }
 
 /// `select.kqueue()`, through the `select.kqueue` table's `__call`.
 pub fn new(lua: &mut Lua) -> Ret {
-    match Kqueue::new() {
-        Ok(kq) => wrap(lua, kq),
-        Err(e) => os_error(lua, e),
-    }
+    wrap(lua, Kqueue::new)
 }
 
 /// `select.kqueue.fromfd(fd)`: a second object on the same queue.
 pub fn fromfd(lua: &mut Lua) -> Ret {
     let fd = fd_arg(lua, 1, "fromfd", 1)?;
-    match Kqueue::from_fd(fd) {
-        Ok(kq) => wrap(lua, kq),
-        Err(e) => os_error(lua, e),
-    }
+    wrap(lua, || Kqueue::from_fd(fd))
 }
 
 fn usable<'a>(lua: &'a mut Lua, func: &str) -> Result<&'a mut KqueueObject, Error> {
@@ -162,7 +129,7 @@ fn usable<'a>(lua: &'a mut Lua, func: &str) -> Result<&'a mut KqueueObject, Erro
 fn control(lua: &mut Lua) -> Ret {
     let top = lua.top();
     // Self first, as Python binds the method before it looks at arguments.
-    let mut changes = std::mem::take(&mut usable(lua, "control")?.changes);
+    usable(lua, "control")?;
     let kind = lua.kind(2);
     if !matches!(kind, Kind::Table | Kind::Nil | Kind::None) {
         return arg_error(
@@ -205,76 +172,235 @@ fn control(lua: &mut Lua) -> Ret {
     } else {
         results::out_arg(lua, 5, "control", 4)?
     };
+    lua.set_top(5);
+    // Slot 6: the udata store, when a change or an event needs it.
+    lua.get_uservalue(1);
+    let mut changes = std::mem::take(&mut usable(lua, "control")?.changes);
+    let collected = collect(lua, &mut changes, kind == Kind::Table);
+    let result = collected.and_then(|()| run(lua, &changes, maxevents, deadline, results));
+    if let Some(Some(obj)) = lua.userdata::<KqueueObject>(1, class::tag(&CLASS)) {
+        changes.clear();
+        obj.changes = keep(changes);
+    }
+    result
+}
+
+/// Reads the changelist (slot 2) into `changes`, then stores the udata of
+/// those that carry one and gives them its token.
+fn collect(lua: &mut Lua, changes: &mut Vec<KEvent>, any: bool) -> Result<(), Error> {
     changes.clear();
-    // The udata store goes in slot 6 when a change or an event needs it.
-    let store = 6;
-    let mut have_store = false;
-    if kind == Kind::Table {
-        let n = lua.raw_len(2);
-        for i in 1..=n {
-            lua.raw_geti(2, i as i64);
-            let Some((mut ev, has_udata)) = kevent::get(lua, -1) else {
-                let got = lua.type_name(-1);
-                return arg_error(
-                    "control",
-                    1,
-                    format!("changelist[{i}] must be a select.kevent, got {got}"),
-                );
-            };
-            ev.udata = 0;
-            if has_udata {
-                if !have_store {
-                    lua.pop(1);
-                    fetch_store(lua);
-                    have_store = true;
-                    lua.raw_geti(2, i as i64);
-                }
-                let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-                kevent::push_udata(lua, -1, true);
-                lua.raw_seti(store, token as i64);
-                ev.udata = token;
+    if !any {
+        return Ok(());
+    }
+    let n = lua.raw_len(2);
+    if changes.try_reserve(n).is_err() {
+        return Err(no_memory());
+    }
+    let mut with_udata = false;
+    for i in 1..=n {
+        lua.raw_geti(2, i as i64);
+        let Some((mut ev, has_udata)) = kevent::get(lua, -1) else {
+            let got = lua.type_name(-1);
+            return arg_error(
+                "control",
+                1,
+                format!("changelist[{i}] must be a select.kevent, got {got}"),
+            );
+        };
+        lua.pop(1);
+        // A marker for the step below; the token replaces it.
+        ev.udata = if has_udata { MARK } else { 0 };
+        with_udata |= has_udata;
+        changes.push(ev);
+    }
+    if with_udata {
+        store_table(lua)?;
+        lua.push_value(2);
+        lua.push_value(6);
+        let arg = (changes.as_mut_ptr(), changes.len());
+        if let Err(e) = lua.protect(2, 0, store_udata, arg) {
+            // Tokens handed out before the error go back to the store (a
+            // second failure here leaves them to the store's collection).
+            let tokens: Vec<u64> = changes.iter().map(|c| c.udata).collect();
+            lua.push_value(6);
+            if lua
+                .protect(1, 0, release, (tokens.as_ptr(), tokens.len()))
+                .is_err()
+            {
+                lua.pop(1);
             }
-            lua.pop(1);
-            changes.push(ev);
+            return Err(e);
         }
     }
-    // Found again: the first look's borrow ended when the changelist was read.
+    Ok(())
+}
+
+/// Marks a change whose udata `store_udata` must store.
+const MARK: u64 = u64::MAX;
+
+/// Step: drops the given tokens from the store in slot 1.
+fn release(lua: &mut Raw, (p, n): (*const u64, usize)) -> c_int {
+    // SAFETY: p and n come from a slice the caller owns for the step.
+    let tokens = unsafe { std::slice::from_raw_parts(p, n) };
+    unref_all(lua, 1, tokens);
+    0
+}
+
+/// Drops the tokens (those a `luaL_ref` could have made) from the store at `t`.
+fn unref_all(lua: &mut Raw, t: c_int, tokens: &[u64]) {
+    for &token in tokens {
+        if let Ok(r) = c_int::try_from(token) {
+            if r > 0 {
+                lua.unref(t, r);
+            }
+        }
+    }
+}
+
+/// The udata store (slot 6) must be a table: the debug library can replace
+/// an object's uservalue.
+fn store_table(lua: &Lua) -> Result<(), Error> {
+    if lua.kind(6) == Kind::Table {
+        Ok(())
+    } else {
+        Err(Error::Msg(
+            "kqueue udata store is missing (uservalue replaced)".into(),
+        ))
+    }
+}
+
+/// Step: for each change marked as carrying a udata (`MARK`), stores the
+/// udata of the changelist's kevent (slot 1) in the store (slot 2) and puts
+/// its token in the change. A finalizer run by the allocations here may
+/// change the changelist: an entry that is no longer a kevent with a udata
+/// then carries none.
+fn store_udata(lua: &mut Raw, (p, n): (*mut KEvent, usize)) -> c_int {
+    // SAFETY: p and n come from the Vec that collect() owns and does not
+    // touch until this protected step returns.
+    let changes = unsafe { std::slice::from_raw_parts_mut(p, n) };
+    for (i, ev) in changes.iter_mut().enumerate() {
+        if ev.udata != MARK {
+            continue;
+        }
+        ev.udata = 0;
+        lua.raw_geti(1, i as i64 + 1);
+        if let Some((_, true)) = kevent::get(lua, -1) {
+            kevent::push_udata(lua, -1, true);
+            ev.udata = lua.make_ref(2).max(0) as u64;
+        }
+        lua.set_top(2);
+    }
+    0
+}
+
+/// Runs the core's control with the collected changes and hands back the
+/// events (or `nil, msg, errno`), releasing the tokens the core let go.
+fn run(
+    lua: &mut Lua,
+    changes: &[KEvent],
+    maxevents: usize,
+    deadline: Deadline,
+    results: Option<c_int>,
+) -> Ret {
     let obj = usable(lua, "control")?;
     let mut out = std::mem::take(&mut obj.out);
     let mut released = std::mem::take(&mut obj.released);
     released.clear();
     let result = obj
         .kq
-        .control_releasing(&changes, &mut out, &mut released, maxevents, deadline);
-    obj.changes = keep(changes);
-    if !have_store && (!released.is_empty() || out.iter().any(|ev| ev.udata != 0)) {
-        fetch_store(lua);
-    }
-    let n = match result {
-        Ok(()) => {
-            push_events(lua, &out, store, results);
-            1
+        .control_releasing(changes, &mut out, &mut released, maxevents, deadline);
+    let needs_store = !released.is_empty() || out.iter().any(|ev| ev.udata != 0);
+    let pushed = if needs_store && lua.kind(6) != Kind::Table {
+        Err(Error::Msg(
+            "kqueue udata store is missing (uservalue replaced)".into(),
+        ))
+    } else {
+        let events: &[KEvent] = if result.is_ok() { &out } else { &[] };
+        // Slots: 7 store, 8 kevent metatable, 9 results table or nil.
+        lua.push_value(6);
+        lua.push_value(upvalue(KEVENT_MT));
+        match results {
+            Some(t) => lua.push_value(t),
+            None => lua.push_nil(),
         }
-        Err(e) => {
-            os_error(lua, e)?;
-            3
-        }
+        let arg = Deliver {
+            events: events.as_ptr(),
+            n: events.len(),
+            released: released.as_ptr(),
+            nreleased: released.len(),
+        };
+        lua.protect(3, 1, deliver, arg)
     };
-    for token in released.iter() {
-        lua.push_nil();
-        lua.raw_seti(store, *token as i64);
-    }
     if let Some(Some(obj)) = lua.userdata::<KqueueObject>(1, class::tag(&CLASS)) {
         obj.out = keep(out);
         obj.released = keep(released);
     }
-    Ok(n)
+    pushed?;
+    match result {
+        Ok(()) => ret(1),
+        Err(e) => os_error(lua, e),
+    }
 }
 
-/// Puts the udata store in slot 6 (the arguments padded to 5).
-fn fetch_store(lua: &mut Lua) {
-    lua.set_top(5);
-    lua.get_uservalue(1);
+/// What `deliver` reads: the events and the released tokens, owned by
+/// `run` for the step's duration.
+#[derive(Clone, Copy)]
+struct Deliver {
+    events: *const KEvent,
+    n: usize,
+    released: *const u64,
+    nreleased: usize,
+}
+
+/// Step: the result kevents, from the store (slot 1), the kevent metatable
+/// (slot 2) and the results table to refill (slot 3, or nil for a new
+/// array); then the released tokens leave the store (after their udata was
+/// read for the events that carry them).
+fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
+    // SAFETY: both slices are owned by run(), untouched until the step returns.
+    let (events, released) = unsafe {
+        (
+            std::slice::from_raw_parts(d.events, d.n),
+            std::slice::from_raw_parts(d.released, d.nreleased),
+        )
+    };
+    let (store, mt) = (1, 2);
+    let reuse = lua.kind(3) == Kind::Table;
+    if !reuse {
+        lua.set_top(2);
+        lua.new_table(events.len(), 0);
+    }
+    let t = 3;
+    for (k, ev) in events.iter().enumerate() {
+        let k = k as i64 + 1;
+        let mut ev = *ev;
+        let token = std::mem::take(&mut ev.udata);
+        if token != 0 && lua.kind(store) == Kind::Table {
+            lua.raw_geti(store, token.min(i32::MAX as u64) as i64);
+        } else {
+            lua.push_nil();
+        }
+        let udata = lua.top();
+        let reused = reuse && {
+            lua.raw_geti(t, k);
+            let ok = kevent::refill(lua, -1, ev, udata);
+            lua.pop(1);
+            ok
+        };
+        if !reused {
+            make_kevent(lua, ev, mt, udata);
+            lua.raw_seti(t, k);
+        }
+        lua.pop(1);
+    }
+    if reuse {
+        results::clear_from(lua, t, events.len());
+    }
+    if lua.kind(store) == Kind::Table {
+        unref_all(lua, store, released);
+    }
+    lua.set_top(t);
+    1
 }
 
 /// A buffer to keep for the next call, so that a steady loop allocates
@@ -294,24 +420,29 @@ fn close(lua: &mut Lua) -> Ret {
     if close_object::<KqueueObject>(lua, &CLASS)? {
         // This object no longer holds the udata store; other objects on the
         // same queue still do.
-        lua.new_table(0, 0);
-        lua.set_uservalue(1);
+        fn drop_store(lua: &mut Raw, (): ()) -> c_int {
+            lua.new_table(0, 0);
+            lua.set_uservalue(1);
+            0
+        }
+        lua.set_top(1);
+        return Step::tail(drop_store, ());
     }
-    Ok(0)
+    ret(0)
 }
 
 fn fileno(lua: &mut Lua) -> Ret {
     let fd = usable(lua, "fileno")?.kq.fileno();
     lua.push_int(fd as i64);
-    Ok(1)
+    ret(1)
 }
 
 fn gc(lua: &mut Lua) -> Ret {
     gc_object::<KqueueObject>(lua, &CLASS);
-    Ok(0)
+    ret(0)
 }
 
 fn to_string(lua: &mut Lua) -> Ret {
-    tostring(lua, &CLASS);
-    Ok(1)
+    tostring(lua, &CLASS)?;
+    ret(1)
 }

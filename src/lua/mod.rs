@@ -20,7 +20,7 @@ use std::ffi::c_int;
 use mlua::ffi::lua_State;
 
 use class::push_class;
-use stack::{cfn, Lua, Ret};
+use stack::{cfn, Lua, Raw, Ret, Step};
 
 /// `require "select"`. Declared by Lua as `int luaopen_select(lua_State *)`;
 /// it returns a widened count for LuaJIT's sake (see `stack::CRet`).
@@ -29,14 +29,19 @@ pub extern "C-unwind" fn luaopen_select(l: *mut lua_State) -> stack::CRet {
     stack::open(l, open)
 }
 
-fn open(lua: &mut Lua) -> Ret {
+fn open(_: &mut Lua) -> Ret {
+    // Set-up only makes Lua values: all of it is one Lua step.
+    Step::tail(open_step, ())
+}
+
+fn open_step(lua: &mut Raw, (): ()) -> c_int {
     // A C function may only count on LUA_MINSTACK (20) free slots; set-up
     // holds several metatables and upvalue copies at once.
     if !lua.check_stack(64) {
-        return Err(stack::Error::Msg(
-            "select: not enough Lua stack to open the module".into(),
-        ));
+        lua.push_str("select: not enough Lua stack to open the module");
+        return lua.error();
     }
+    stack::install_dispatcher(lua);
     lua.new_table(0, 128);
     let module = lua.abs(-1);
     consts::install(lua, module);
@@ -77,14 +82,14 @@ fn open(lua: &mut Lua) -> Ret {
 
     lua.push_str(env!("CARGO_PKG_VERSION"));
     lua.raw_set_field(module, c"_VERSION");
-    Ok(1)
+    1
 }
 
 /// With a type's two metatables on top of the stack (and `extra` for upvalue 3), pushes a table whose
 /// `__call` runs `ctor` and whose fields are `funcs`, every function getting
 /// the metatables as upvalues.
 fn callable(
-    lua: &mut Lua,
+    lua: &mut Raw,
     funcs: &[(&std::ffi::CStr, mlua::ffi::lua_CFunction)],
     ctor: mlua::ffi::lua_CFunction,
     extra: Option<c_int>,

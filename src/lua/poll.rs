@@ -3,16 +3,18 @@
 use std::ffi::c_int;
 
 use super::args::{int_arg, ok_or_os, os_error, show_num};
-use super::class::{gc_object, push_object, this, tostring, ClassSpec};
+use super::class::{self, gc_object, push_object, this, tostring, ClassSpec};
 use super::fdarg::fd_arg;
 use super::results;
-use super::stack::{arg_error, cfn, Lua, Num, Ret};
+use super::stack::{arg_error, cfn, ret, Lua, Num, Ret};
 use super::timeout;
 use crate::core::error::OsError;
 use crate::core::pollset::PollSet;
 
 pub struct PollObject {
     set: PollSet,
+    /// The last poll's ready pairs, for the result table.
+    ready: Vec<(i64, i64)>,
 }
 
 pub static CLASS: ClassSpec = ClassSpec {
@@ -32,14 +34,13 @@ const DEFAULT_MASK: i64 = (libc::POLLIN | libc::POLLPRI | libc::POLLOUT) as i64;
 
 /// `select.poll()`.
 pub fn new(lua: &mut Lua) -> Ret {
-    push_object(
-        lua,
-        &CLASS,
-        PollObject {
+    push_object(lua, &CLASS, || {
+        Ok(PollObject {
             set: PollSet::new(),
-        },
-    );
-    Ok(1)
+            ready: Vec::new(),
+        })
+    })?
+    .map_or_else(|e| os_error(lua, e), |()| ret(1))
 }
 
 #[inline(always)]
@@ -77,11 +78,10 @@ fn mask_slow(
 fn register(lua: &mut Lua) -> Ret {
     let fd = fd_arg(lua, 2, "register", 1)?;
     let events = mask(lua, 3, "register", Some(DEFAULT_MASK))?;
-    this::<PollObject>(lua, &CLASS, "register")?
+    let r = this::<PollObject>(lua, &CLASS, "register")?
         .set
         .register(fd, events);
-    lua.push_bool(true);
-    Ok(1)
+    ok_or_os(lua, r)
 }
 
 fn modify(lua: &mut Lua) -> Ret {
@@ -113,7 +113,7 @@ fn unregister(lua: &mut Lua) -> Ret {
         );
     }
     lua.push_bool(true);
-    Ok(1)
+    ret(1)
 }
 
 fn poll(lua: &mut Lua) -> Ret {
@@ -128,20 +128,29 @@ fn poll(lua: &mut Lua) -> Ret {
     if let Err(e) = obj.set.poll(deadline) {
         return os_error(lua, e);
     }
-    let ready = results::copy(
-        obj.set.ready_count(),
+    let n = obj.set.ready_count();
+    if n == 0 {
+        return results::empty(lua, out);
+    }
+    let mut ready = std::mem::take(&mut obj.ready);
+    let filled = results::fill(
+        &mut ready,
+        n,
         obj.set.ready().map(|(fd, ev)| (fd as i64, ev as i64)),
     );
-    results::push(lua, out, ready);
-    Ok(1)
+    let pushed = filled.and_then(|()| results::push(lua, out, &ready));
+    if let Some(Some(obj)) = lua.userdata::<PollObject>(1, class::tag(&CLASS)) {
+        obj.ready = results::keep(ready);
+    }
+    pushed.and_then(|()| ret(1))
 }
 
 fn gc(lua: &mut Lua) -> Ret {
     gc_object::<PollObject>(lua, &CLASS);
-    Ok(0)
+    ret(0)
 }
 
 fn to_string(lua: &mut Lua) -> Ret {
-    tostring(lua, &CLASS);
-    Ok(1)
+    tostring(lua, &CLASS)?;
+    ret(1)
 }

@@ -1,22 +1,112 @@
 //! The binding's one window onto the Lua C API.
 //!
 //! Every `unsafe` block of the binding lives in this file. The rest of
-//! `src/lua/` sees a safe `Lua` handle, valid for the duration of one call from
-//! Lua into a C function, and C functions made from plain Rust functions with
-//! [`cfn`]. Errors are raised as plain Lua strings, the way Lua's own C libraries
-//! raise them; the raise happens in [`call`] after every Rust value of the call
-//! has been dropped, so no destructor is ever skipped by the longjmp (or, on
-//! LuaJIT, the foreign unwind) that `lua_error` performs.
+//! `src/lua/` sees safe handles, valid for the duration of one call from Lua
+//! into a C function, and C functions made from plain Rust functions with
+//! [`cfn`].
+//!
+//! # The error discipline
+//!
+//! A Lua API call that allocates can raise a Lua error: out of memory
+//! anywhere, and on 5.1-5.3 an error thrown by a `__gc` finalizer that the
+//! allocation's garbage-collection step runs. PUC Lua raises with `longjmp`,
+//! which skips Rust destructors; LuaJIT unwinds, and `catch_unwind` aborts
+//! the process on that foreign exception. So the API is split in two:
+//!
+//! - [`Lua`], the handle a function body gets, offers only calls that never
+//!   raise (reads, `lua_pushinteger`, `lua_pushvalue`, `lua_rawgeti`, ...).
+//!   The body runs under `catch_unwind` (a panic becomes a Lua error) and may
+//!   own Rust values.
+//! - [`Raw`] adds the calls that can raise (tables, strings, userdata,
+//!   `lua_rawseti`, metamethod lookups). It exists only inside a *Lua step*:
+//!   a plain `fn(&mut Raw, A) -> c_int` whose argument is `Copy` (so it owns
+//!   nothing that needs dropping), run either
+//!   - by [`Lua::protect`], as a protected call (`lua_pcall`): an error comes
+//!     back to the body as `Err` and is raised after its values are dropped;
+//!     the step may read Rust-owned memory through pointers in `A`, which the
+//!     body owns exclusively for the duration; or
+//!   - as the body's tail ([`Next::Tail`]), after `catch_unwind` has returned
+//!     and every Rust value of the call is gone, at no cost: the hot paths
+//!     (an empty result table, `select`'s result lists) end this way.
+//!
+//! A Lua step must not panic (no indexing that can fail, no `unwrap`): nothing
+//! catches a panic there. Errors are raised as plain Lua strings, the way
+//! Lua's own C libraries raise them, copied out of Rust memory first.
 
 use std::ffi::{c_int, c_void, CStr};
 use std::marker::PhantomData;
+use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mlua::ffi;
 
-/// What a Lua-callable Rust function returns: how many results it pushed, or
+/// What a Lua-callable Rust function returns: what to hand back to Lua, or
 /// the error to raise.
-pub type Ret = Result<c_int, Error>;
+pub type Ret = Result<Next, Error>;
+
+/// How a function body ends (when it does not raise).
+pub enum Next {
+    /// Return the top `n` values of the stack.
+    Return(c_int),
+    /// Run a Lua step after the body's values are dropped; it leaves the
+    /// results and returns their count.
+    Tail(Step),
+}
+
+/// `Ok(Next::Return(n))`: the body pushed its `n` results.
+#[inline(always)]
+pub fn ret(n: c_int) -> Ret {
+    Ok(Next::Return(n))
+}
+
+/// A Lua step with its argument, held by value in plain words (see
+/// [`Step::new`]), to run as a body's tail.
+#[derive(Clone, Copy)]
+pub struct Step {
+    run: unsafe fn(&mut Raw, *const u8, *const ()) -> c_int,
+    f: *const (),
+    arg: MaybeUninit<[u64; 4]>,
+}
+
+impl Step {
+    /// `f(raw, a)` as a tail. `A` is `Copy`, so it owns nothing that a
+    /// raise could skip dropping; it is at most 32 bytes.
+    pub fn new<A: Copy>(f: fn(&mut Raw, A) -> c_int, a: A) -> Step {
+        const {
+            assert!(
+                size_of::<A>() <= 32 && align_of::<A>() <= 8,
+                "Step argument too large"
+            )
+        };
+        let mut arg = MaybeUninit::<[u64; 4]>::uninit();
+        // SAFETY: A fits the buffer (checked above) and its alignment is at
+        // most the buffer's; it is read back as an A by run_step::<A> only.
+        unsafe { arg.as_mut_ptr().cast::<A>().write(a) };
+        Step {
+            run: run_step::<A>,
+            f: f as *const (),
+            arg,
+        }
+    }
+
+    /// `Next::Tail(Step::new(f, a))`.
+    pub fn tail<A: Copy>(f: fn(&mut Raw, A) -> c_int, a: A) -> Ret {
+        Ok(Next::Tail(Step::new(f, a)))
+    }
+}
+
+/// Calls the step function `f` (a `fn(&mut Raw, A) -> c_int`) on the `A` at `arg`.
+///
+/// # Safety
+/// `f` and `arg` must come from one `Step::new::<A>`.
+unsafe fn run_step<A: Copy>(raw: &mut Raw, arg: *const u8, f: *const ()) -> c_int {
+    // SAFETY: per the contract, f was a fn(&mut Raw, A) -> c_int and arg
+    // holds an A written by Step::new.
+    unsafe {
+        let f: fn(&mut Raw, A) -> c_int = std::mem::transmute(f);
+        f(raw, arg.cast::<A>().read())
+    }
+}
 
 /// An error to raise in Lua.
 #[derive(Debug)]
@@ -157,12 +247,6 @@ impl Lua {
         self.set_top(-n - 1)
     }
 
-    /// Makes sure `n` more slots can be pushed; false if Lua cannot grow the stack.
-    pub fn check_stack(&mut self, n: c_int) -> bool {
-        // SAFETY: lua_checkstack never raises; it reports failure by returning 0.
-        unsafe { ffi::lua_checkstack(self.l, n) != 0 }
-    }
-
     pub fn abs(&self, i: c_int) -> c_int {
         if i > 0 {
             return i; // already absolute: no call
@@ -249,13 +333,6 @@ impl Lua {
         unsafe { ffi::lua_pushinteger(self.l, n as ffi::lua_Integer) }
     }
 
-    pub fn push_str(&mut self, s: &str) {
-        // SAFETY: see push_nil; Lua copies the bytes.
-        unsafe {
-            ffi::lua_pushlstring(self.l, s.as_ptr().cast(), s.len());
-        }
-    }
-
     /// Removes the value at `i`, shifting the ones above it down.
     pub fn remove(&mut self, i: c_int) {
         // SAFETY: callers pass a valid, non-pseudo index.
@@ -267,22 +344,11 @@ impl Lua {
         unsafe { ffi::lua_pushvalue(self.l, i) }
     }
 
-    /// Pushes a C function with the top `nup` values as its upvalues.
-    pub fn push_cfn(&mut self, f: ffi::lua_CFunction, nup: c_int) {
-        // SAFETY: the caller pushed nup values for the closure to take.
-        unsafe { ffi::lua_pushcclosure(self.l, f, nup) }
-    }
-
-    /// Pushes a new table with room for `narr` array and `nrec` hash entries.
-    pub fn new_table(&mut self, narr: usize, nrec: usize) {
-        let narr = narr.min(c_int::MAX as usize) as c_int;
-        let nrec = nrec.min(c_int::MAX as usize) as c_int;
-        // SAFETY: see push_nil.
-        unsafe { ffi::lua_createtable(self.l, narr, nrec) }
-    }
-
     /// Pushes `t[n]` without metamethods and returns its kind.
     pub fn raw_geti(&mut self, t: c_int, n: i64) -> Kind {
+        // 5.1 and LuaJIT take a C int (mlua's shim panics past it).
+        #[cfg(not(any(feature = "lua53", feature = "lua54")))]
+        let n = n.clamp(c_int::MIN as i64, c_int::MAX as i64);
         // SAFETY: callers pass the index of a table.
         let kind = unsafe { ffi::lua_rawgeti(self.l, t, n as ffi::lua_Integer) };
         kind_of(kind)
@@ -294,40 +360,14 @@ impl Lua {
     /// followed by `exact_integer` (`select.select` reads its lists so).
     #[inline(always)]
     pub fn raw_geti_integer(&mut self, t: c_int, n: i64) -> Option<i64> {
+        #[cfg(not(any(feature = "lua53", feature = "lua54")))]
+        let n = n.clamp(c_int::MIN as i64, c_int::MAX as i64);
         // SAFETY: callers pass the index of a table.
         let ty = unsafe { ffi::lua_rawgeti(self.l, t, n as ffi::lua_Integer) };
         if ty != ffi::LUA_TNUMBER {
             return None;
         }
         self.number_as_integer(-1)
-    }
-
-    /// Pops a value and stores it as `t[n]` without metamethods.
-    pub fn raw_seti(&mut self, t: c_int, n: i64) {
-        // SAFETY: callers pass the index of a table and pushed the value.
-        unsafe { ffi::lua_rawseti(self.l, t, n as ffi::lua_Integer) }
-    }
-
-    /// Pushes `t[key]` without metamethods and returns its kind.
-    pub fn raw_get_field(&mut self, t: c_int, key: &CStr) -> Kind {
-        let t = self.abs(t);
-        // SAFETY: t is a table index; key is NUL-terminated.
-        unsafe {
-            ffi::lua_pushstring(self.l, key.as_ptr());
-            ffi::lua_rawget(self.l, t);
-        }
-        self.kind(-1)
-    }
-
-    /// Pops a value and stores it as `t[key]` without metamethods.
-    pub fn raw_set_field(&mut self, t: c_int, key: &CStr) {
-        let t = self.abs(t);
-        // SAFETY: t is a table index and the value to store is on top.
-        unsafe {
-            ffi::lua_pushstring(self.l, key.as_ptr());
-            ffi::lua_insert(self.l, -2);
-            ffi::lua_rawset(self.l, t);
-        }
     }
 
     /// `#t` without metamethods.
@@ -388,35 +428,6 @@ impl Lua {
     pub fn pointer(&self, i: c_int) -> usize {
         // SAFETY: lua_topointer accepts any index.
         unsafe { ffi::lua_topointer(self.l, i) as usize }
-    }
-
-    /// Calls the function below `nargs` arguments in protected mode. On error the
-    /// error value is left on top and `false` returned (raise it with
-    /// `Error::Rethrow`).
-    pub fn pcall(&mut self, nargs: c_int, nresults: c_int) -> bool {
-        // SAFETY: the caller pushed a function and nargs arguments; lua_pcall
-        // catches every error the call raises.
-        unsafe { ffi::lua_pcall(self.l, nargs, nresults, 0) == 0 }
-    }
-
-    /// Pushes a new full userdata holding `value`, tagged `tag` (see [`Block`]).
-    /// The slot is an `Option<T>`: `None` once the object is closed or collected.
-    pub fn push_userdata<T>(&mut self, tag: usize, value: T) -> &mut Option<T> {
-        const { assert!(std::mem::align_of::<Block<T>>() <= 8) };
-        // SAFETY: Lua returns a block of the requested size aligned for any
-        // standard C type (8 bytes here, checked above); we initialise it at once.
-        unsafe {
-            #[cfg(feature = "lua54")]
-            let p = ffi::lua_newuserdatauv(self.l, std::mem::size_of::<Block<T>>(), 1);
-            #[cfg(not(feature = "lua54"))]
-            let p = ffi::lua_newuserdata(self.l, std::mem::size_of::<Block<T>>());
-            let block = p.cast::<Block<T>>();
-            block.write(Block {
-                tag,
-                slot: Some(value),
-            });
-            &mut (*block).slot
-        }
     }
 
     /// The block at `i` if it is a userdata made by `push_userdata::<T>` with
@@ -495,38 +506,132 @@ impl Lua {
             }
         }
     }
+}
 
-    /// The descriptor behind a Lua file handle (`io.open`, `io.stdin`, ...):
-    /// `None` if the value is not one, `Some(None)` if it is closed.
-    pub fn file_handle_fd(&mut self, i: c_int) -> Option<Option<i32>> {
-        if self.kind(i) != Kind::Userdata {
-            return None;
-        }
-        let i = self.abs(i);
-        // SAFETY: "FILE*" is the registry key of the io library's metatable.
-        unsafe { ffi::lua_getfield(self.l, REGISTRY, c"FILE*".as_ptr()) };
-        let is_file = self.kind(-1) == Kind::Table && self.has_metatable(i, -1);
-        self.pop(1);
-        if !is_file {
-            return None;
-        }
-        // SAFETY: the io library's handles start with the `FILE *`: `FILE **` on
-        // 5.1, `luaL_Stream { FILE *f; lua_CFunction closef; }` on 5.2+ (closed
-        // when closef is NULL), `IOFileUD { FILE *fp; ... }` on LuaJIT (NULL when
-        // closed). fileno only reads the stream's descriptor.
+/// The Lua state inside a Lua step (see the module header): every call of
+/// [`Lua`], plus those that can raise. Only [`Lua::protect`] and the tail of
+/// [`call`] make one, so the calls that can raise run where a raise skips no
+/// destructor and crosses no `catch_unwind`.
+pub struct Raw(Lua);
+
+impl std::ops::Deref for Raw {
+    type Target = Lua;
+    fn deref(&self) -> &Lua {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Raw {
+    fn deref_mut(&mut self) -> &mut Lua {
+        &mut self.0
+    }
+}
+
+impl Raw {
+    fn new(l: *mut ffi::lua_State) -> Raw {
+        Raw(Lua {
+            l,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Makes sure `n` more slots can be pushed; false if Lua cannot grow the
+    /// stack (5.1, 5.2 and LuaJIT raise when the reallocation fails).
+    pub fn check_stack(&mut self, n: c_int) -> bool {
+        // SAFETY: a Lua step may raise.
+        unsafe { ffi::lua_checkstack(self.l, n) != 0 }
+    }
+
+    pub fn push_str(&mut self, s: &str) {
+        self.push_bytes(s.as_bytes())
+    }
+
+    pub fn push_bytes(&mut self, s: &[u8]) {
+        // SAFETY: Lua copies the bytes; a Lua step may raise.
         unsafe {
-            let block = ffi::lua_touserdata(self.l, i).cast::<*mut c_void>();
-            let stream = *block;
-            #[cfg(any(feature = "lua52", feature = "lua53", feature = "lua54"))]
-            let closed = (*block.add(1)).is_null();
-            #[cfg(not(any(feature = "lua52", feature = "lua53", feature = "lua54")))]
-            let closed = stream.is_null();
-            if closed || stream.is_null() {
-                return Some(None);
-            }
-            let fd = libc::fileno(stream.cast::<libc::FILE>());
-            Some((fd >= 0).then_some(fd))
+            ffi::lua_pushlstring(self.l, s.as_ptr().cast(), s.len());
         }
+    }
+
+    /// Pushes a C function with the top `nup` values as its upvalues.
+    pub fn push_cfn(&mut self, f: ffi::lua_CFunction, nup: c_int) {
+        // SAFETY: the caller pushed nup values for the closure to take.
+        unsafe { ffi::lua_pushcclosure(self.l, f, nup) }
+    }
+
+    /// Pushes a new table with room for `narr` array and `nrec` hash entries.
+    pub fn new_table(&mut self, narr: usize, nrec: usize) {
+        let narr = narr.min(c_int::MAX as usize) as c_int;
+        let nrec = nrec.min(c_int::MAX as usize) as c_int;
+        // SAFETY: a Lua step may raise.
+        unsafe { ffi::lua_createtable(self.l, narr, nrec) }
+    }
+
+    /// Pops a value and stores it as `t[n]` without metamethods. `n` must fit
+    /// a C int (5.1 and LuaJIT take nothing wider).
+    pub fn raw_seti(&mut self, t: c_int, n: i64) {
+        #[cfg(not(any(feature = "lua53", feature = "lua54")))]
+        let n = n.clamp(c_int::MIN as i64, c_int::MAX as i64);
+        // SAFETY: callers pass the index of a table and pushed the value.
+        unsafe { ffi::lua_rawseti(self.l, t, n as ffi::lua_Integer) }
+    }
+
+    /// Pushes `t[key]` without metamethods and returns its kind.
+    pub fn raw_get_field(&mut self, t: c_int, key: &CStr) -> Kind {
+        let t = self.abs(t);
+        // SAFETY: t is a table index; key is NUL-terminated.
+        unsafe {
+            ffi::lua_pushstring(self.l, key.as_ptr());
+            ffi::lua_rawget(self.l, t);
+        }
+        self.kind(-1)
+    }
+
+    /// Pops a value and stores it as `t[key]` without metamethods.
+    pub fn raw_set_field(&mut self, t: c_int, key: &CStr) {
+        let t = self.abs(t);
+        // SAFETY: t is a table index and the value to store is on top.
+        unsafe {
+            ffi::lua_pushstring(self.l, key.as_ptr());
+            ffi::lua_insert(self.l, -2);
+            ffi::lua_rawset(self.l, t);
+        }
+    }
+
+    /// Pushes a new full userdata holding `value`, tagged `tag` (see [`Block`]).
+    /// The slot is an `Option<T>`: `None` once the object is closed or
+    /// collected. If the allocation raises, `value` was never moved in, so it
+    /// must own nothing (callers pass `None`-like or heap-free values and
+    /// fill the slot afterwards).
+    pub fn push_userdata<T: Copy>(&mut self, tag: usize, value: Option<T>) {
+        self.push_block::<T>(tag, || value);
+    }
+
+    /// Pushes a new userdata for a `T`, its slot empty (`None`): the Rust
+    /// phase that follows fills it ([`Lua::userdata`]).
+    pub fn push_empty_userdata<T>(&mut self, tag: usize) {
+        self.push_block::<T>(tag, || None);
+    }
+
+    fn push_block<T>(&mut self, tag: usize, value: impl FnOnce() -> Option<T>) {
+        const { assert!(align_of::<Block<T>>() <= 8) };
+        // SAFETY: Lua returns a block of the requested size aligned for any
+        // standard C type (8 bytes here, checked above), or raises before
+        // anything is moved; we initialise it at once.
+        unsafe {
+            #[cfg(feature = "lua54")]
+            let p = ffi::lua_newuserdatauv(self.l, size_of::<Block<T>>(), 1);
+            #[cfg(not(feature = "lua54"))]
+            let p = ffi::lua_newuserdata(self.l, size_of::<Block<T>>());
+            p.cast::<Block<T>>().write(Block { tag, slot: value() });
+        }
+    }
+
+    /// Pushes `registry[key]` (module set-up: the io library's `"FILE*"`).
+    pub fn registry_field(&mut self, key: &CStr) -> Kind {
+        // SAFETY: the registry is a table; getfield may raise in a Lua step.
+        unsafe { ffi::lua_getfield(self.l, REGISTRY, key.as_ptr()) };
+        self.kind(-1)
     }
 
     /// Sets `t[name] = v` on the table at `t` for every entry (module set-up).
@@ -541,11 +646,196 @@ impl Lua {
         }
         self.pop(nup);
     }
+
+    /// Pops the value on top into the table at `t` under a new reference
+    /// (`luaL_ref`: the table's own free list of small integers); the
+    /// reference, or a negative number for nil.
+    pub fn make_ref(&mut self, t: c_int) -> c_int {
+        let t = self.abs(t);
+        // SAFETY: t is a table (callers check); luaL_ref may raise in a step.
+        unsafe { ffi::luaL_ref(self.l, t) }
+    }
+
+    /// Frees reference `r` of the table at `t` (`luaL_unref`).
+    pub fn unref(&mut self, t: c_int, r: c_int) {
+        let t = self.abs(t);
+        // SAFETY: t is a table (callers check); luaL_unref may raise in a step.
+        unsafe { ffi::luaL_unref(self.l, t, r) }
+    }
+
+    /// Pushes a message held in Rust memory as a Lua string.
+    pub fn push_text(&mut self, t: &Text) {
+        self.push_bytes(t.as_bytes())
+    }
+
+    /// Raises the value on top of the stack. Never returns.
+    pub fn error(&mut self) -> c_int {
+        // SAFETY: a Lua step owns nothing; the value to raise is on top.
+        unsafe { ffi::lua_error(self.l) }
+    }
 }
 
-/// Runs a Rust function as the body of a Lua C function: the result is
-/// returned, an error raised after every Rust value has been dropped, a panic
-/// turned into a Lua error.
+/// A short text kept in plain bytes (no heap), so that a Lua step can take
+/// it by value: a message, a `tostring` result. Longer texts are cut at a
+/// character boundary.
+#[derive(Clone, Copy)]
+pub struct Text {
+    buf: [u8; 1000],
+    len: usize,
+}
+
+impl Text {
+    pub fn new(s: &str) -> Text {
+        let mut t = Text {
+            buf: [0; 1000],
+            len: 0,
+        };
+        let mut n = s.len().min(t.buf.len());
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        t.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+        t.len = n;
+        t
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl Lua {
+    /// Runs the Lua step `f(raw, a)` as a protected call on the top `nargs`
+    /// values, leaving `nresults` results in their place. A Lua error (memory,
+    /// a finalizer's, one the step raises) comes back as `Err(Rethrow)` with
+    /// the error value on top. `a` may carry pointers to memory the caller
+    /// owns and does not touch meanwhile (finalizers run by the step's
+    /// allocations may call this module again, but cannot reach it).
+    /// Needs two free stack slots.
+    pub fn protect<A: Copy>(
+        &mut self,
+        nargs: c_int,
+        nresults: c_int,
+        f: fn(&mut Raw, A) -> c_int,
+        a: A,
+    ) -> Result<(), Error> {
+        let step = Step::new(f, a);
+        let job = Job {
+            step: &step,
+            check: JOB_CHECK,
+        };
+        // SAFETY: the dispatcher is fetched from the registry with calls that
+        // never raise (a light userdata key, a raw get), pushed below the
+        // arguments with a light userdata pointing at `job`, which outlives
+        // the call. lua_pcall catches every error the step raises.
+        let job_ptr = (&job as *const Job).cast::<c_void>();
+        STARTING.with(|s| s.set(job_ptr));
+        let rc = unsafe {
+            ffi::lua_pushlightuserdata(self.l, dispatch_key());
+            ffi::lua_rawget(self.l, REGISTRY);
+            ffi::lua_insert(self.l, -(nargs + 1));
+            ffi::lua_pushlightuserdata(self.l, job_ptr.cast_mut());
+            ffi::lua_insert(self.l, -(nargs + 1));
+            ffi::lua_pcall(self.l, nargs + 1, nresults, 0)
+        };
+        STARTING.with(|s| s.set(std::ptr::null()));
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Error::Rethrow)
+        }
+    }
+
+    /// Pushes a Lua string with the bytes of `s` (a protected step: making
+    /// a string allocates).
+    pub fn push_string(&mut self, s: &str) -> Result<(), Error> {
+        fn push(raw: &mut Raw, (p, n): (*const u8, usize)) -> c_int {
+            // SAFETY: p and n come from a &str that protect()'s caller keeps
+            // alive and unchanged for the duration of the step.
+            raw.push_bytes(unsafe { std::slice::from_raw_parts(p, n) });
+            1
+        }
+        self.protect(0, 1, push, (s.as_ptr(), s.len()))
+    }
+
+    /// Makes sure `n` more slots can be pushed: `Ok(false)` if Lua cannot grow
+    /// the stack that far. 5.3 and 5.4 never raise here; older versions
+    /// raise when the reallocation fails, so there it is a protected call.
+    pub fn reserve(&mut self, n: c_int) -> Result<bool, Error> {
+        #[cfg(any(feature = "lua53", feature = "lua54"))]
+        {
+            // SAFETY: lua_checkstack runs the growth protected in 5.3 and 5.4.
+            Ok(unsafe { ffi::lua_checkstack(self.l, n) } != 0)
+        }
+        #[cfg(not(any(feature = "lua53", feature = "lua54")))]
+        {
+            fn grow(raw: &mut Raw, n: c_int) -> c_int {
+                let ok = raw.check_stack(n);
+                raw.push_bool(ok);
+                1
+            }
+            self.protect(0, 1, grow, n)?;
+            let ok = self.boolean(-1);
+            self.pop(1);
+            Ok(ok)
+        }
+    }
+}
+
+/// What `protect` hands the dispatcher: the step, and a word that tells a
+/// genuine job from a light userdata made up by Lua code (the dispatcher is
+/// reachable through `debug.getregistry()`).
+struct Job<'a> {
+    step: &'a Step,
+    check: usize,
+}
+
+const JOB_CHECK: usize = 0x5e1e_c7ab_1e00_0001;
+
+thread_local! {
+    /// The job `protect` is starting, so that the dispatcher runs only that one.
+    static STARTING: std::cell::Cell<*const c_void> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+static DISPATCH_KEY: u8 = 0;
+
+fn dispatch_key() -> *mut c_void {
+    (&DISPATCH_KEY as *const u8).cast_mut().cast()
+}
+
+/// The C function every protected step runs in: reads its job from the light
+/// userdata in slot 1 and runs it. It owns nothing, so an error the step
+/// raises unwinds (or longjmps) through it to `lua_pcall` harmlessly.
+unsafe extern "C-unwind" fn dispatch(l: *mut ffi::lua_State) -> CRet {
+    // SAFETY: slot 1 is read without trusting it: the pointer is used only
+    // when it is the job protect() is starting on this thread right now.
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1).cast_const();
+        let expected = STARTING.with(|s| s.replace(std::ptr::null()));
+        if p.is_null() || p != expected || (*p.cast::<Job>()).check != JOB_CHECK {
+            ffi::lua_pushstring(l, c"select: internal function called from Lua".as_ptr());
+            ffi::lua_error(l);
+        }
+        let step = *(*p.cast::<Job>()).step;
+        ffi::lua_remove(l, 1);
+        let mut raw = Raw::new(l);
+        (step.run)(&mut raw, step.arg.as_ptr().cast(), step.f) as CRet
+    }
+}
+
+/// Registers the dispatcher of protected steps in the registry (module set-up).
+pub fn install_dispatcher(raw: &mut Raw) {
+    // SAFETY: a Lua step may raise; the key is a light userdata.
+    unsafe {
+        ffi::lua_pushlightuserdata(raw.l, dispatch_key());
+        ffi::lua_pushcclosure(raw.l, as_cfunction(dispatch), 0);
+        ffi::lua_rawset(raw.l, REGISTRY);
+    }
+}
+
+/// Runs a Rust function as the body of a Lua C function: the body under
+/// `catch_unwind` (a panic becomes a Lua error), then, with every Rust value
+/// of the body dropped, its tail step or the raise of its error.
 pub fn call(l: *mut ffi::lua_State, f: impl FnOnce(&mut Lua) -> Ret) -> c_int {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut lua = Lua {
@@ -554,28 +844,38 @@ pub fn call(l: *mut ffi::lua_State, f: impl FnOnce(&mut Lua) -> Ret) -> c_int {
         };
         f(&mut lua)
     }));
-    match outcome {
-        Ok(Ok(n)) => n,
-        Ok(Err(e)) => raise(l, e),
+    let next = match outcome {
+        Ok(Ok(next)) => next,
+        Ok(Err(e)) => return raise(l, e),
         Err(payload) => {
             drop(payload);
-            raise(l, Error::Msg("select: internal error (Rust panic)".into()))
+            return raise(l, Error::Msg("select: internal error (Rust panic)".into()));
         }
+    };
+    match next {
+        Next::Return(n) => n,
+        // SAFETY: the step came from Step::new, which pairs f and arg.
+        Next::Tail(step) => unsafe {
+            (step.run)(&mut Raw::new(l), step.arg.as_ptr().cast(), step.f)
+        },
     }
 }
 
 #[cold]
 #[inline(never)]
 fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
-    if let Error::Msg(msg) = e {
-        // SAFETY: the message is copied into a Lua string; the Rust String is
-        // dropped right after, before raising.
-        unsafe { ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len()) };
+    let text = match e {
+        Error::Msg(msg) => Some(Text::new(&msg)),
+        Error::Rethrow => None,
+    };
+    // The message now lives in this frame's plain bytes: nothing owns heap
+    // memory any more, so neither the push (which can raise) nor lua_error
+    // skips a destructor.
+    let mut raw = Raw::new(l);
+    if let Some(t) = &text {
+        raw.push_text(t);
     }
-    // SAFETY: the error value is on top of the stack (pushed above, or left by
-    // a failed pcall for Rethrow) and no value of this frame owns memory any
-    // more, so the longjmp skips no destructor.
-    unsafe { ffi::lua_error(l) }
+    raw.error()
 }
 
 /// What a C function hands back to Lua: the result count, widened to 64 bits.
@@ -614,27 +914,119 @@ unsafe extern "C-unwind" fn trampoline<F: Fn(&mut Lua) -> Ret + Copy + 'static>(
     call(l, f) as CRet
 }
 
-/// `fd_method_raw` as a Lua C function.
-pub const FD_METHOD: ffi::lua_CFunction = as_cfunction(fd_method_raw);
+/// What [`fd_probe`] found out about a value.
+pub enum Probe {
+    /// A Lua file handle: its descriptor, or `None` when it is closed.
+    File(Option<i32>),
+    /// The result of its `getfd` or `fileno` method, left on the stack.
+    Method,
+    /// Neither a file nor an object with such a method.
+    Neither,
+}
 
-/// A raw C function for `pcall`: calls `obj:getfd()` or else `obj:fileno()` on
-/// its single argument and returns the result, or nothing when the object has
-/// neither method. Lookups run metamethods and user code that may raise, hence
-/// it only ever runs under `pcall`, and holds no Rust value that needs dropping.
-unsafe extern "C-unwind" fn fd_method_raw(l: *mut ffi::lua_State) -> CRet {
-    // SAFETY: called by lua_pcall with one argument; errors unwind to that pcall
-    // and this frame owns nothing.
-    unsafe {
-        for name in [c"getfd", c"fileno"] {
-            ffi::lua_getfield(l, 1, name.as_ptr());
-            if ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION {
-                ffi::lua_pushvalue(l, 1);
-                ffi::lua_call(l, 1, 1);
-                return 1;
+impl Lua {
+    /// Finds out what the descriptor-like value at `i` is, in one protected
+    /// step: a Lua file handle (read directly), or an object whose
+    /// `getfd()`/`fileno()` is called (user code: it may raise, which comes
+    /// back as `Err(Rethrow)`). Needs three free stack slots.
+    pub fn fd_probe(&mut self, i: c_int) -> Result<Probe, Error> {
+        let i = self.abs(i);
+        self.push_value(i);
+        self.protect(1, 2, probe_step, ())?;
+        let probe = match self.exact_integer(-2) {
+            Some(0) => Probe::Neither,
+            Some(1) => Probe::File(self.exact_integer(-1).map(|fd| fd as i32)),
+            _ => {
+                // The method's result stays on top for the caller.
+                self.remove(-2);
+                return Ok(Probe::Method);
             }
-            ffi::lua_settop(l, 1);
+        };
+        self.pop(2);
+        Ok(probe)
+    }
+}
+
+/// The size of the io library's handle block: `FILE **` on 5.1, `luaL_Stream
+/// { FILE *f; lua_CFunction closef; }` on 5.2+, LuaJIT's `IOFileUD { FILE
+/// *fp; uint32_t type; }` padded to 16 bytes.
+#[cfg(not(any(
+    feature = "lua52",
+    feature = "lua53",
+    feature = "lua54",
+    feature = "luajit"
+)))]
+const FILE_BLOCK: usize = size_of::<*mut c_void>();
+#[cfg(any(
+    feature = "lua52",
+    feature = "lua53",
+    feature = "lua54",
+    feature = "luajit"
+))]
+const FILE_BLOCK: usize = 2 * size_of::<*mut c_void>();
+
+/// The step of `fd_probe`, on the value in slot 1: pushes `1, fd` (fd nil for a
+/// closed file) for a Lua file, `2, result` after calling its `getfd` or
+/// `fileno` method, or `0, nil`.
+fn probe_step(raw: &mut Raw, (): ()) -> c_int {
+    if raw.kind(1) == Kind::Userdata {
+        let is_file = raw.registry_field(c"FILE*") == Kind::Table && raw.has_metatable(1, -1);
+        raw.pop(1);
+        // A file is known by its metatable and by its block's size: the debug
+        // library can give any userdata the io metatable, and reading some
+        // other block as a FILE would crash.
+        if is_file && raw.raw_len(1) == FILE_BLOCK {
+            raw.push_int(1);
+            match raw.file_descriptor(1) {
+                Some(fd) => raw.push_int(fd as i64),
+                None => raw.push_nil(),
+            }
+            return 2;
         }
-        0
+    }
+    for name in [c"getfd", c"fileno"] {
+        // SAFETY: a Lua step may raise; getfield runs metamethods and the
+        // call runs user code, whose errors reach protect() as Err.
+        unsafe {
+            ffi::lua_getfield(raw.l, 1, name.as_ptr());
+            if ffi::lua_type(raw.l, -1) == ffi::LUA_TFUNCTION {
+                ffi::lua_pushinteger(raw.l, 2);
+                ffi::lua_insert(raw.l, -2);
+                ffi::lua_pushvalue(raw.l, 1);
+                ffi::lua_call(raw.l, 1, 1);
+                return 2;
+            }
+            ffi::lua_settop(raw.l, 1);
+        }
+    }
+    raw.push_int(0);
+    raw.push_nil();
+    2
+}
+
+impl Lua {
+    /// The descriptor of the io library handle at `i` (known to be one, by
+    /// metatable and block size): `None` when closed.
+    fn file_descriptor(&self, i: c_int) -> Option<i32> {
+        // SAFETY: the block is an io handle (checked by the caller); it
+        // starts with the `FILE *` (see FILE_BLOCK), closed when NULL, or on
+        // 5.2+ when closef is NULL. fileno only reads the stream's descriptor.
+        unsafe {
+            let block = ffi::lua_touserdata(self.l, i).cast::<*mut c_void>();
+            if block.is_null() {
+                return None;
+            }
+            let stream = *block;
+            #[cfg(any(feature = "lua52", feature = "lua53", feature = "lua54"))]
+            let closed = (*block.add(1)).is_null();
+            #[cfg(not(any(feature = "lua52", feature = "lua53", feature = "lua54")))]
+            let closed = stream.is_null();
+            if closed || stream.is_null() {
+                return None;
+            }
+            let fd = libc::fileno(stream.cast::<libc::FILE>());
+            (fd >= 0).then_some(fd)
+        }
     }
 }
 
