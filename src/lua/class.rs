@@ -150,10 +150,11 @@ fn any_slot<'a, T>(lua: &'a mut Lua, spec: &'static ClassSpec) -> Option<&'a mut
     lua.userdata::<T>(1, tag(spec))
 }
 
-/// Pushes a new object of the running function's class (metatable: upvalue
-/// 1) holding what `make` returns, or returns `make`'s error with nothing
-/// pushed. The userdata is made first, so that a raise while making it (out
-/// of memory, a finalizer's error) finds no descriptor yet to leak.
+/// Pushes a new object of the running function's class (its metatable is
+/// upvalue `OPEN_MT`) holding what `make` returns, or returns `make`'s error
+/// with nothing pushed. The userdata is made first, so that a raise while
+/// making it (out of memory, a finalizer's error) finds no descriptor yet to
+/// leak.
 pub fn push_object<T>(
     lua: &mut Lua,
     spec: &'static ClassSpec,
