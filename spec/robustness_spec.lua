@@ -146,7 +146,9 @@ describe("robustness", function()
       weak[conn] = true
       local results = { S.kevent(9, S.KQ_FILTER_USER, 0, 0, 0, conn) }
       conn = nil
-      kq:control({ S.kevent(1, S.KQ_FILTER_USER, S.KQ_EV_ADD), S.kevent(1, S.KQ_FILTER_USER, 0, S.KQ_NOTE_TRIGGER) }, 1, 0, results)
+      local changes = { S.kevent(1, S.KQ_FILTER_USER, S.KQ_EV_ADD),
+                        S.kevent(1, S.KQ_FILTER_USER, 0, S.KQ_NOTE_TRIGGER) }
+      kq:control(changes, 1, 0, results)
       assert(#results == 1 and results[1].udata == nil)
       collectgarbage(); collectgarbage()
       io.write(next(weak) == nil and "freed " or "kept ")
