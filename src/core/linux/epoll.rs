@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use super::deadline::{retry_eintr, Deadline};
-use super::error::{cvt, OsResult};
+use crate::core::deadline::{retry_eintr, Deadline};
+use crate::core::error::{cvt, OsResult};
 
 /// Initial size of the event buffer; it grows with the registrations.
 const MIN_EVENTS: usize = 16;
