@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use super::deadline::{retry_eintr, Deadline};
-use super::error::{cvt, OsError, OsResult};
+use crate::core::deadline::{retry_eintr, Deadline};
+use crate::core::error::{cvt, OsError, OsResult};
 
 /// Smallest event buffer of an unlimited wait.
 const MIN_EVENTS: usize = 16;
