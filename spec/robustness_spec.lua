@@ -139,6 +139,34 @@ describe("robustness", function()
     assert.is_true(top > 0 and top < 100, "token " .. tostring(top))
   end)
 
+  it("kqueue: the udata of a descriptor closed without EV_DELETE is released as the queue is used", function()
+    local out = survives [[
+      local kq = S.kqueue()
+      local weak = setmetatable({}, { __mode = "k" })
+      local socks = {}
+      for i = 1, 100 do
+        local s = socket.udp()
+        s:setsockname("127.0.0.1", 0)
+        local conn = { i }
+        weak[conn] = true
+        assert(kq:control({ S.kevent(s, S.KQ_FILTER_READ, S.KQ_EV_ADD, 0, 0, conn) }, 0, 0))
+        socks[i] = s
+      end
+      -- BSD code closes without EV_DELETE; the numbers go to other files.
+      for i = 1, 100 do socks[i]:close() end
+      local others = {}
+      for i = 1, 100 do others[i] = socket.udp(); others[i]:setsockname("127.0.0.1", 0) end
+      -- Waits that block check the queue's descriptors, one each.
+      for _ = 1, 120 do kq:control(nil, 1, 0.001) end
+      collectgarbage(); collectgarbage()
+      local kept = 0
+      for _ in pairs(weak) do kept = kept + 1 end
+      io.write(kept, " ")
+      for i = 1, 100 do others[i]:close() end
+    ]]
+    assert.are.equal("0 done", out)
+  end)
+
   it("kevent: a cleared udata is released", function()
     local out = survives [[
       local weak = setmetatable({}, { __mode = "k" })

@@ -267,6 +267,23 @@ impl FdTable {
         gone
     }
 
+    /// The first descriptor at or after `from` with a registration.
+    pub fn next_occupied(&self, from: RawFd) -> Option<RawFd> {
+        let start = usize::try_from(from).ok()?;
+        for p in start / PAGE..self.pages.len() {
+            let Some(Some(page)) = self.pages.get(p) else {
+                continue;
+            };
+            let first = if p == start / PAGE { start % PAGE } else { 0 };
+            for (i, s) in page.iter().enumerate().skip(first) {
+                if s.bits & OCCUPIED != 0 {
+                    return RawFd::try_from(p * PAGE + i).ok();
+                }
+            }
+        }
+        None
+    }
+
     /// Every descriptor with a registration (for teardown).
     pub fn occupied_fds(&self) -> Vec<RawFd> {
         let mut fds = Vec::new();
@@ -287,6 +304,17 @@ fn same_file(t: &FdTable, fd: RawFd) -> OsResult<Stat> {
     match t.files.get(&fd) {
         Some(file) if *file == st.file => Ok(st),
         _ => Err(OsError(libc::ENOENT)),
+    }
+}
+
+/// Whether the slot of `fd` still names the file it was made for, asked
+/// without changing its epoll entry (so no event is reported anew): false
+/// once the number was closed, or given to another file.
+pub fn still_same(cx: &Ctx, fd: RawFd) -> bool {
+    match cx.fds.get(fd) {
+        Some(s) if s.bits & ALWAYS != 0 => same_file(&cx.fds, fd).is_ok(),
+        Some(_) => ctx::probe(cx.epfd, fd).is_ok(),
+        None => true,
     }
 }
 

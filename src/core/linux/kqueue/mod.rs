@@ -236,6 +236,7 @@ impl Kqueue {
             let waited = if block {
                 // Wait without the lock, so that other threads can use the
                 // queue meanwhile (e.g. to trigger a USER event that wakes us).
+                reg.sweep(1);
                 reg.settle();
                 drop(reg);
                 let got = sys::epoll_wait(epfd, &mut buf, || deadline.remaining_ms());

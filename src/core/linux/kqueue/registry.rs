@@ -77,6 +77,8 @@ pub struct Registry {
     /// Buffers kept between calls, so that a steady loop allocates nothing.
     hits: Vec<(u64, u32)>,
     spare: [Vec<Loc>; 2],
+    /// Where `sweep` looks next for descriptors closed behind our back.
+    sweep_at: RawFd,
 }
 
 /// EV_ENABLE wins over EV_DISABLE, as in FreeBSD; EV_ADD enables unless
@@ -106,6 +108,7 @@ impl Registry {
             raised: false,
             hits: Vec::new(),
             spare: [Vec::new(), Vec::new()],
+            sweep_at: 0,
         })
     }
 
@@ -334,6 +337,7 @@ impl Registry {
         if pending {
             self.activate(Loc::Fd(fd, dir));
         }
+        self.sweep(2);
         Ok(())
     }
 
@@ -403,6 +407,29 @@ impl Registry {
                 if kn.imp.is_async() {
                     self.async_ids.retain(|&a| a != id);
                 }
+            }
+        }
+    }
+
+    /// Checks up to `budget` descriptor slots, round robin, and drops those
+    /// whose descriptor was closed or given to another file since: BSD drops
+    /// a closed descriptor's registrations (and their udata) at once, but
+    /// here nothing tells the queue, and an entry of a closed file never
+    /// fires. Run when a new descriptor is registered (two slots) and before
+    /// a wait that blocks (one), so stale slots go as the queue is used: one
+    /// system call each, on paths that make several anyway.
+    pub fn sweep(&mut self, budget: usize) {
+        for _ in 0..budget {
+            let fd = match self.cx.fds.next_occupied(self.sweep_at) {
+                Some(fd) => fd,
+                None => match self.cx.fds.next_occupied(0) {
+                    Some(fd) => fd,
+                    None => return,
+                },
+            };
+            self.sweep_at = fd.saturating_add(1);
+            if !fdtable::still_same(&self.cx, fd) {
+                self.drop_fd(fd);
             }
         }
     }
