@@ -154,22 +154,23 @@ fn poll(lua: &mut Lua) -> Ret {
         return os_error(lua, e);
     }
     let n = obj.ep.ready_count();
-    if n == 0 {
-        obj.ep.trim();
-        return results::empty(lua, out);
+    if n > 0 {
+        let ready = obj.ep.ready().map(|(fd, ev)| (fd as i64, ev as i64));
+        results::fill(&mut obj.ready, n, ready)?;
+    } else {
+        obj.ready.clear();
     }
-    let mut ready = std::mem::take(&mut obj.ready);
-    let filled = results::fill(
-        &mut ready,
-        n,
-        obj.ep.ready().map(|(fd, ev)| (fd as i64, ev as i64)),
-    );
     obj.ep.trim();
-    let pushed = filled.and_then(|()| results::push(lua, out, &ready));
-    if let Some(Some(obj)) = lua.userdata::<EpollObject>(1, class::tag(&CLASS)) {
-        obj.ready = results::keep(ready);
+    let large = !results::fits_kept(&obj.ready);
+    results::finish(lua, n, out, ready_pairs, large)
+}
+
+/// The ready pairs of the epoll object in slot 1 (see `results::Source`).
+fn ready_pairs(lua: &mut Lua) -> Option<&mut Vec<(i64, i64)>> {
+    match lua.userdata::<EpollObject>(1, class::tag(&CLASS)) {
+        Some(Some(obj)) => Some(&mut obj.ready),
+        _ => None,
     }
-    pushed.and_then(|()| ret(1))
 }
 
 /// `ep:close()` (and `__close`): idempotent, but only on an epoll object.

@@ -129,7 +129,9 @@ fn usable<'a>(lua: &'a mut Lua, func: &str) -> Result<&'a mut KqueueObject, Erro
 fn control(lua: &mut Lua) -> Ret {
     let top = lua.top();
     // Self first, as Python binds the method before it looks at arguments.
-    usable(lua, "control")?;
+    // Its change buffer is borrowed for the call (nothing below runs user
+    // code before `collect`; an early error just drops the buffer).
+    let mut changes = std::mem::take(&mut usable(lua, "control")?.changes);
     let kind = lua.kind(2);
     if !matches!(kind, Kind::Table | Kind::Nil | Kind::None) {
         return arg_error(
@@ -172,10 +174,9 @@ fn control(lua: &mut Lua) -> Ret {
     } else {
         results::out_arg(lua, 5, "control", 4)?
     };
+    // Slots 1..5 are the arguments (absent ones nil); slot 6 is for the
+    // udata store, fetched when a change or an event needs it.
     lua.set_top(5);
-    // Slot 6: the udata store, when a change or an event needs it.
-    lua.get_uservalue(1);
-    let mut changes = std::mem::take(&mut usable(lua, "control")?.changes);
     let collected = collect(lua, &mut changes, kind == Kind::Table);
     let result = collected.and_then(|()| run(lua, &changes, maxevents, deadline, results));
     if let Some(Some(obj)) = lua.userdata::<KqueueObject>(1, class::tag(&CLASS)) {
@@ -214,6 +215,7 @@ fn collect(lua: &mut Lua, changes: &mut Vec<KEvent>, any: bool) -> Result<(), Er
         changes.push(ev);
     }
     if with_udata {
+        fetch_store(lua);
         store_table(lua)?;
         lua.push_value(2);
         lua.push_value(6);
@@ -254,6 +256,13 @@ fn unref_all(lua: &mut Raw, t: c_int, tokens: &[u64]) {
                 lua.unref(t, r);
             }
         }
+    }
+}
+
+/// Puts the udata store in slot 6, once (`control` set the top to 5).
+fn fetch_store(lua: &mut Lua) {
+    if lua.top() == 5 {
+        lua.get_uservalue(1);
     }
 }
 
@@ -302,7 +311,8 @@ fn run(
     deadline: Deadline,
     results: Option<c_int>,
 ) -> Ret {
-    let obj = usable(lua, "control")?;
+    // Found again: collect's step may have run finalizers (which may close it).
+    let obj = this::<KqueueObject>(lua, &CLASS, "control")?;
     let mut out = std::mem::take(&mut obj.out);
     let mut released = std::mem::take(&mut obj.released);
     released.clear();
@@ -310,96 +320,127 @@ fn run(
         .kq
         .control_releasing(changes, &mut out, &mut released, maxevents, deadline);
     let needs_store = !released.is_empty() || out.iter().any(|ev| ev.udata != 0);
-    let pushed = if needs_store && lua.kind(6) != Kind::Table {
-        Err(Error::Msg(
-            "kqueue udata store is missing (uservalue replaced)".into(),
-        ))
-    } else {
-        let events: &[KEvent] = if result.is_ok() { &out } else { &[] };
-        // Slots: 7 store, 8 kevent metatable, 9 results table or nil.
-        lua.push_value(6);
-        lua.push_value(upvalue(KEVENT_MT));
-        match results {
-            Some(t) => lua.push_value(t),
-            None => lua.push_nil(),
-        }
-        let arg = Deliver {
-            events: events.as_ptr(),
-            n: events.len(),
-            released: released.as_ptr(),
-            nreleased: released.len(),
-        };
-        lua.protect(3, 1, deliver, arg)
-    };
-    if let Some(Some(obj)) = lua.userdata::<KqueueObject>(1, class::tag(&CLASS)) {
-        obj.out = keep(out);
-        obj.released = keep(released);
+    let idle = out.is_empty() && released.is_empty();
+    if result.is_err() {
+        out.clear();
     }
-    pushed?;
-    match result {
-        Ok(()) => ret(1),
-        Err(e) => os_error(lua, e),
+    // Back in the object, where the tail reads them.
+    obj.out = out;
+    obj.released = released;
+    if needs_store {
+        fetch_store(lua);
+        store_table(lua)?;
+    }
+    if let Err(e) = result {
+        // The tokens the core let go leave the store before the error.
+        if let Some(obj) = slot_object(lua).filter(|o| !o.released.is_empty()) {
+            let mut taken = std::mem::take(&mut obj.released);
+            lua.push_value(6);
+            let done = lua.protect(1, 0, release, (taken.as_ptr(), taken.len()));
+            taken.clear();
+            if let Some(obj) = slot_object(lua) {
+                obj.released = keep(taken);
+            }
+            done?;
+        }
+        return os_error(lua, e);
+    }
+    match results {
+        None if idle => Step::tail(results::new_table, ()),
+        Some(t) if idle && lua.raw_len(t) == 0 => {
+            results::return_table(lua, t);
+            ret(1)
+        }
+        _ => {
+            let (n, nreleased) =
+                slot_object(lua).map_or((0, 0), |o| (o.out.len(), o.released.len()));
+            Step::tail(
+                deliver,
+                Deliver {
+                    t: results.unwrap_or(0),
+                    n,
+                    nreleased,
+                    has_store: needs_store,
+                },
+            )
+        }
     }
 }
 
-/// What `deliver` reads: the events and the released tokens, owned by
-/// `run` for the step's duration.
+/// The kqueue object in slot 1, if it is still one (open or closed).
+fn slot_object(lua: &mut Lua) -> Option<&mut KqueueObject> {
+    lua.userdata::<KqueueObject>(1, class::tag(&CLASS))
+        .and_then(|s| s.as_mut())
+}
+
+/// What the `deliver` tail needs to know.
 #[derive(Clone, Copy)]
 struct Deliver {
-    events: *const KEvent,
+    /// The results table's slot in the reuse form, or 0.
+    t: c_int,
+    /// Events and released tokens the object held when the method ended.
     n: usize,
-    released: *const u64,
     nreleased: usize,
+    /// Whether slot 6 holds the udata store (some token is involved).
+    has_store: bool,
 }
 
-/// Step: the result kevents, from the store (slot 1), the kevent metatable
-/// (slot 2) and the results table to refill (slot 3, or nil for a new
-/// array); then the released tokens leave the store (after their udata was
-/// read for the events that carry them).
+/// Tail: the result kevents, read from the object's `out` (found again
+/// after every allocation: a finalizer may use the same queue meanwhile),
+/// with their udata from the store (slot 6), into a new array or the
+/// results table; then the released tokens leave the store, after every
+/// event that carries one was made.
 fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
-    // SAFETY: both slices are owned by run(), untouched until the step returns.
-    let (events, released) = unsafe {
-        (
-            std::slice::from_raw_parts(d.events, d.n),
-            std::slice::from_raw_parts(d.released, d.nreleased),
-        )
+    let (store, mt) = (6, upvalue(KEVENT_MT));
+    let t = if d.t != 0 {
+        d.t
+    } else {
+        lua.new_table(d.n, 0);
+        lua.top()
     };
-    let (store, mt) = (1, 2);
-    let reuse = lua.kind(3) == Kind::Table;
-    if !reuse {
-        lua.set_top(2);
-        lua.new_table(events.len(), 0);
-    }
-    let t = 3;
-    for (k, ev) in events.iter().enumerate() {
-        let k = k as i64 + 1;
-        let mut ev = *ev;
+    let mut k = 0;
+    while k < d.n {
+        // Copied out before the allocations that make its kevent.
+        let Some(mut ev) = slot_object(lua).and_then(|o| o.out.get(k).copied()) else {
+            break;
+        };
+        let key = k as i64 + 1;
         let token = std::mem::take(&mut ev.udata);
-        if token != 0 && lua.kind(store) == Kind::Table {
+        if token != 0 && d.has_store {
             lua.raw_geti(store, token.min(i32::MAX as u64) as i64);
         } else {
             lua.push_nil();
         }
         let udata = lua.top();
-        let reused = reuse && {
-            lua.raw_geti(t, k);
+        let reused = d.t != 0 && {
+            lua.raw_geti(t, key);
             let ok = kevent::refill(lua, -1, ev, udata);
             lua.pop(1);
             ok
         };
         if !reused {
             make_kevent(lua, ev, mt, udata);
-            lua.raw_seti(t, k);
+            lua.raw_seti(t, key);
         }
         lua.pop(1);
+        k += 1;
     }
-    if reuse {
-        results::clear_from(lua, t, events.len());
+    if d.t != 0 {
+        results::clear_from(lua, t, k);
     }
-    if lua.kind(store) == Kind::Table {
-        unref_all(lua, store, released);
+    if d.has_store {
+        for i in 0..d.nreleased {
+            let Some(token) = slot_object(lua).and_then(|o| o.released.get(i).copied()) else {
+                break;
+            };
+            unref_all(lua, store, &[token]);
+        }
     }
-    lua.set_top(t);
+    if let Some(o) = slot_object(lua) {
+        o.out = keep(std::mem::take(&mut o.out));
+        o.released.clear();
+    }
+    results::return_table(lua, t);
     1
 }
 

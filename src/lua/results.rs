@@ -1,13 +1,15 @@
 //! Result arrays of `{fd, events}` pairs, for `poll.poll` and `epoll.poll`.
 //!
-//! The ready pairs are first copied out of the core into a buffer the
-//! method owns (taken from its object, so that a finalizer that polls the
-//! same object meanwhile finds an empty one and makes its own). Then one
-//! protected Lua step builds either a new array, every table at its final
-//! size, or, in the opt-in reuse form, refills the caller's own array in
-//! place: its pair tables are overwritten and only missing ones are created,
-//! so a steady loop allocates nothing. The idle path of a polling loop needs
-//! no buffer: a new empty table is the method's tail.
+//! The ready pairs are copied out of the core into a buffer the object
+//! holds, then the method's tail (see `stack`) builds either a new array,
+//! every table at its final size, or, in the opt-in reuse form, refills the
+//! caller's own array in place: its pair tables are overwritten and only
+//! missing ones are created, so a steady loop allocates nothing.
+//!
+//! The tail reads the pairs from the object in slot 1, found again after
+//! every allocation: an allocation may run a finalizer that polls or closes
+//! the same object, and the tail then stops at what is left (never reading
+//! freed memory).
 
 use std::ffi::c_int;
 
@@ -37,55 +39,85 @@ pub fn no_memory() -> Error {
 /// nothing; a large one (a burst of thousands of ready descriptors) is
 /// released instead.
 pub fn keep<T>(v: Vec<T>) -> Vec<T> {
-    const KEEP_BYTES: usize = 16 * 1024;
-    if v.capacity() * std::mem::size_of::<T>() > KEEP_BYTES {
-        Vec::new()
-    } else {
+    if fits_kept(&v) {
         v
+    } else {
+        Vec::new()
     }
 }
 
-/// Ends a method with no ready pair: a new empty array (its tail), or the
-/// results table at `out` emptied and returned.
+/// Whether a buffer is small enough to keep between calls (16 KiB).
+pub fn fits_kept<T>(v: &Vec<T>) -> bool {
+    v.capacity() * std::mem::size_of::<T>() <= 16 * 1024
+}
+
+/// Where a tail finds the ready pairs: the buffer of the object in slot 1,
+/// if that is still an open object of the method's type.
+pub type Source = fn(&mut Lua) -> Option<&mut Vec<(i64, i64)>>;
+
+/// Ends a method whose object (slot 1) holds `n` ready pairs in the buffer
+/// `source` finds: the results are its tail. `out` is the results table's
+/// slot in the reuse form; `large` says the buffer is to be released after
+/// (see [`keep`]).
 #[inline]
-pub fn empty(lua: &mut Lua, out: Option<c_int>) -> Ret {
+pub fn finish(lua: &mut Lua, n: usize, out: Option<c_int>, source: Source, large: bool) -> Ret {
     match out {
-        None => Step::tail(new_table, ()),
+        None if n == 0 => Step::tail(new_table, ()),
         // The idle loop's case: an empty result into an empty array. A length
         // of 0 means t[1] is nil (a border), so there is nothing to clear.
-        Some(t) if lua.raw_len(t) == 0 => {
+        Some(t) if n == 0 && lua.raw_len(t) == 0 => {
             return_table(lua, t);
             ret(1)
         }
-        Some(t) => {
-            push(lua, Some(t), &[])?;
-            ret(1)
+        _ => {
+            let tail = Tail {
+                source,
+                n,
+                large,
+                t: out.unwrap_or(0),
+            };
+            if out.is_some() {
+                Step::tail(fill_pairs, tail)
+            } else {
+                Step::tail(new_pairs, tail)
+            }
         }
     }
 }
 
-fn new_table(raw: &mut Raw, (): ()) -> c_int {
+/// Tail: a new empty table.
+pub fn new_table(raw: &mut Raw, (): ()) -> c_int {
     raw.new_table(0, 0);
     1
 }
 
-/// Pushes the results: a new array, or the array at `out` refilled.
-pub fn push(lua: &mut Lua, out: Option<c_int>, pairs: &[(i64, i64)]) -> Result<(), Error> {
-    let arg = (pairs.as_ptr(), pairs.len());
-    match out {
-        None => lua.protect(0, 1, new_pairs, arg),
-        Some(t) => {
-            lua.push_value(t);
-            lua.protect(1, 1, fill_pairs, arg)
-        }
-    }
+/// Pair `k` of the object's buffer, found again (see the module header).
+#[inline(always)]
+fn pair(lua: &mut Raw, source: Source, k: usize) -> Option<(i64, i64)> {
+    source(lua).and_then(|v| v.get(k).copied())
 }
 
-/// The pairs a step reads: memory the method owns for the step's duration.
-fn pairs_of<'a>((p, n): (*const (i64, i64), usize)) -> &'a [(i64, i64)] {
-    // SAFETY: p and n come from a slice that push()'s caller owns and does
-    // not touch until the protected step returns.
-    unsafe { std::slice::from_raw_parts(p, n) }
+/// What a results tail needs to know.
+#[derive(Clone, Copy)]
+struct Tail {
+    source: Source,
+    /// How many pairs the object held when the method ended.
+    n: usize,
+    /// Whether its buffer is to be released afterwards (see [`keep`]).
+    large: bool,
+    /// The results table's slot in the reuse form.
+    t: c_int,
+}
+
+/// At the end of a tail: a buffer left large by a burst is released.
+fn release_large(lua: &mut Raw, tail: Tail) {
+    if !tail.large {
+        return;
+    }
+    if let Some(v) = (tail.source)(lua) {
+        let kept = keep(std::mem::take(v));
+        *v = kept;
+    }
 }
 
 /// The optional results-table argument at `i`: `None` when absent or nil.
@@ -108,49 +140,61 @@ fn out_arg_error(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Option<c
     )
 }
 
-/// Step: pushes a new array of `{a, b}` pairs.
-fn new_pairs(lua: &mut Raw, arg: (*const (i64, i64), usize)) -> c_int {
-    let pairs = pairs_of(arg);
-    lua.new_table(pairs.len(), 0);
-    for (k, &(a, b)) in pairs.iter().enumerate() {
+/// Tail: pushes a new array of `{a, b}` pairs.
+fn new_pairs(lua: &mut Raw, tail: Tail) -> c_int {
+    lua.new_table(tail.n, 0);
+    // A pair is copied out before the allocations that store it.
+    let mut k = 0;
+    while k < tail.n {
+        let Some((a, b)) = pair(lua, tail.source, k) else {
+            break;
+        };
         lua.new_table(2, 0);
         lua.push_int(a);
         lua.raw_seti(-2, 1);
         lua.push_int(b);
         lua.raw_seti(-2, 2);
         lua.raw_seti(-2, k as i64 + 1);
+        k += 1;
     }
+    release_large(lua, tail);
     1
 }
 
-/// Step: fills the array in slot 1 with the pairs, reusing its pair tables,
+/// Tail: fills the array at `t` with the pairs, reusing its pair tables,
 /// clears the entries past the end, and returns it.
-fn fill_pairs(lua: &mut Raw, arg: (*const (i64, i64), usize)) -> c_int {
-    let pairs = pairs_of(arg);
+fn fill_pairs(lua: &mut Raw, tail: Tail) -> c_int {
+    let t = tail.t;
     // Pair tables are left on the stack and dropped 16 at a time (one
     // lua_settop per 16 pairs, not one each): 16 plus the 2 slots a pair's
     // fill needs stay within the 20 every C function may use.
-    let t = 1;
     let base = lua.top();
-    for (k, &(a, b)) in pairs.iter().enumerate() {
+    let mut k = 0;
+    // A pair is copied out before the allocations that store it.
+    while k < tail.n {
+        let Some((a, b)) = pair(lua, tail.source, k) else {
+            break;
+        };
         if k % 16 == 0 {
             lua.set_top(base);
         }
-        let k = k as i64 + 1;
-        if lua.raw_geti(t, k) != Kind::Table {
+        let key = k as i64 + 1;
+        if lua.raw_geti(t, key) != Kind::Table {
             lua.pop(1);
             lua.new_table(2, 0);
             lua.push_value(-1);
-            lua.raw_seti(t, k);
+            lua.raw_seti(t, key);
         }
         lua.push_int(a);
         lua.raw_seti(-2, 1);
         lua.push_int(b);
         lua.raw_seti(-2, 2);
+        k += 1;
     }
     lua.set_top(base);
-    clear_from(lua, t, pairs.len());
-    lua.set_top(t);
+    clear_from(lua, t, k);
+    release_large(lua, tail);
+    return_table(lua, t);
     1
 }
 

@@ -91,6 +91,7 @@ impl Epoll {
     /// returns how many arrived; `ready` lists them. EINVAL for a
     /// `maxevents` beyond the kernel's limit, ENOMEM if its buffer cannot be
     /// allocated.
+    #[inline]
     pub fn wait(&mut self, deadline: Deadline, maxevents: Option<usize>) -> OsResult<usize> {
         let cap = match maxevents {
             Some(n) if n > MAX_EVENTS => return Err(OsError(libc::EINVAL)),
@@ -119,7 +120,7 @@ impl Epoll {
     #[inline]
     fn wait_into(&mut self, len: usize, deadline: Deadline) -> OsResult<usize> {
         let start = self.events.len();
-        if self.events.try_reserve_exact(len).is_err() {
+        if self.events.capacity() - start < len && self.events.try_reserve_exact(len).is_err() {
             return Err(OsError(libc::ENOMEM));
         }
         let len = len.min(libc::c_int::MAX as usize);
@@ -180,6 +181,7 @@ impl Epoll {
 
     /// Releases a buffer larger than what is kept between waits, once the
     /// last wait's events have been read.
+    #[inline]
     pub fn trim(&mut self) {
         if self.events.capacity() > KEEP_EVENTS {
             self.events = Vec::new();
