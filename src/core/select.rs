@@ -124,6 +124,11 @@ impl Select {
             .map(|(i, _)| i)
     }
 
+    /// The descriptor of entry `i` (in push order).
+    pub fn fd_at(&self, i: usize) -> Option<RawFd> {
+        self.pfds.get(i).map(|p| p.fd)
+    }
+
     /// Whether entry `i` (in push order) is ready for what it was pushed for.
     #[cfg(test)]
     fn is_ready(&self, i: usize) -> bool {

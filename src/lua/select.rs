@@ -163,17 +163,19 @@ fn build_kept(lua: &mut Raw, counts: [usize; 3]) -> c_int {
     3
 }
 
-/// The long-list path: values go to a private table (slot 5) in batches, so
-/// the stack never holds more than a batch.
+/// The long-list path: a value that is a plain integer is its own
+/// descriptor, so only the others (objects, files, floats) are kept, in a
+/// private table (slot 5) filled in batches, so that neither the stack nor
+/// the memory holds a second copy of a long list of numbers.
 fn run_long(lua: &mut Lua, call: &mut Select, lens: [usize; 3], deadline: Deadline) -> Ret {
     if !lua.reserve((BATCH + 2 * SPARE) as c_int)? {
         return Err(Error::Msg("stack overflow".into()));
     }
-    let total: usize = lens.iter().sum();
-    lua.protect(0, 1, new_holder, total)?;
+    lua.protect(0, 1, new_holder, ())?;
     let holder = lua.top();
     let mut read = [0usize; 3];
-    let mut stored = 0usize;
+    let mut pos = 0usize;
+    let mut batch = [0usize; BATCH];
     for (k, (arg, interest)) in LISTS.into_iter().enumerate() {
         if lens[k] == 0 {
             continue;
@@ -182,13 +184,19 @@ fn run_long(lua: &mut Lua, call: &mut Select, lens: [usize; 3], deadline: Deadli
         let mut i = 0;
         while i < len {
             lua.push_value(holder);
-            let first = stored;
-            while i < len && stored - first < BATCH {
+            let mut kept = 0;
+            while i < len && kept < BATCH {
                 i += 1;
                 read_entry(lua, call, arg, interest, i, &mut len)?;
-                stored += 1;
+                if lua.is_integer(-1) {
+                    lua.pop(1);
+                } else {
+                    batch[kept] = pos;
+                    kept += 1;
+                }
+                pos += 1;
             }
-            lua.protect((stored - first + 1) as c_int, 0, store_batch, first)?;
+            lua.protect(kept as c_int + 1, 0, store_batch, (batch.as_ptr(), kept))?;
         }
         read[k] = i;
     }
@@ -199,21 +207,28 @@ fn run_long(lua: &mut Lua, call: &mut Select, lens: [usize; 3], deadline: Deadli
     ret(3)
 }
 
-/// Step: a table for `n` values.
-fn new_holder(lua: &mut Raw, n: usize) -> c_int {
-    lua.new_table(n, 0);
+/// Step: a table for the kept values.
+fn new_holder(lua: &mut Raw, (): ()) -> c_int {
+    lua.new_table(0, 0);
     1
 }
 
-/// Step: the table in slot 1 gets the values above it at `first + 1`, ...
-fn store_batch(lua: &mut Raw, first: usize) -> c_int {
-    for j in (2..=lua.top()).rev() {
-        lua.raw_seti(1, (first + j as usize - 1) as i64);
+/// Step: the table in slot 1 gets the values above it, each at its entry's
+/// position (plus one) from the positions given.
+fn store_batch(lua: &mut Raw, (p, n): (*const usize, usize)) -> c_int {
+    // SAFETY: p and n come from run_long's array, untouched during the step.
+    let positions = unsafe { std::slice::from_raw_parts(p, n) };
+    for (j, &pos) in positions.iter().enumerate().rev() {
+        if lua.top() != j as c_int + 2 {
+            break; // (the step got exactly n values: never taken)
+        }
+        lua.raw_seti(1, pos as i64 + 1);
     }
     0
 }
 
-/// Step: the three result tables from the table of values in slot 1.
+/// Step: the three result tables: each ready entry's kept value from the
+/// table in slot 1, or its descriptor when it was a plain integer.
 fn build_long(lua: &mut Raw, (call, read): (*const Select, [usize; 3])) -> c_int {
     // SAFETY: the Select is owned by run_long's caller, which does not touch
     // it until this protected step returns.
@@ -223,7 +238,10 @@ fn build_long(lua: &mut Raw, (call, read): (*const Select, [usize; 3])) -> c_int
         let ready = call.ready_count(interest);
         lua.new_table(ready, 0);
         for (n, e) in call.ready_from(start).take(ready).enumerate() {
-            lua.raw_geti(1, (start + e) as i64 + 1);
+            if lua.raw_geti(1, (start + e) as i64 + 1) == Kind::Nil {
+                lua.pop(1);
+                lua.push_int(call.fd_at(start + e).unwrap_or(-1) as i64);
+            }
             lua.raw_seti(-2, n as i64 + 1);
         }
         start += read[k];

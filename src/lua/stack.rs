@@ -297,6 +297,18 @@ impl Lua {
         Some(Num::Float(unsafe { ffi::lua_tonumber(self.l, i) }))
     }
 
+    /// Whether the value at `i` is a number with the integer subtype (before
+    /// 5.3, where numbers have no subtypes: a number with an exact integer
+    /// value), i.e. one that `push_int` would give back equal and alike.
+    pub fn is_integer(&self, i: c_int) -> bool {
+        match self.number(i) {
+            Some(Num::Int(_)) => true,
+            #[cfg(not(any(feature = "lua53", feature = "lua54")))]
+            Some(n @ Num::Float(_)) => n.exact_int().is_some(),
+            _ => false,
+        }
+    }
+
     pub fn boolean(&self, i: c_int) -> bool {
         // SAFETY: lua_toboolean accepts any index.
         unsafe { ffi::lua_toboolean(self.l, i) != 0 }
