@@ -33,6 +33,27 @@ describe("robustness", function()
     assert.truthy(out:find("^0 0 "), out)
   end)
 
+  it("select: a getfd that runs the garbage collector leaves the stack room it had", function()
+    -- A collection can shrink the Lua stack to what the running calls have
+    -- claimed; select keeps every value on it, so its claim must be its own.
+    survives [[
+      local s = socket.udp()
+      s:setsockname("127.0.0.1", 0)
+      local fd = s:getfd()
+      local list = {}
+      for i = 1, 700 do
+        list[i] = setmetatable({}, { __index = { getfd = function()
+          if i == 2 then collectgarbage() end
+          return fd
+        end } })
+      end
+      for _ = 1, 20 do
+        local _, w = S.select(list, list, nil, 0)
+        assert(#w == 700)
+      end
+    ]]
+  end)
+
   it("survives errors raised by finalizers during its own allocations, and leaks nothing", function()
     local out = survives [[
       local ep = S.epoll(); local t = {}

@@ -24,7 +24,7 @@ pub fn to_fd(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
     if let Some(fd) = lua.exact_integer(i).and_then(as_fd) {
         return Ok(fd);
     }
-    to_fd_slow(lua, i)
+    to_fd_slow(lua, i, 0)
 }
 
 /// An integer as a descriptor, when it is one (0..=RawFd::MAX).
@@ -36,10 +36,11 @@ pub fn as_fd(v: i64) -> Option<RawFd> {
 /// `to_fd` for a value that is not a plain descriptor number: a float, a
 /// file handle, an object with a `getfd`/`fileno` method, or an error.
 #[inline(never)]
-pub fn to_fd_slow(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
+/// `room`: free stack slots the caller needs afterwards (see `Lua::fd_probe`).
+pub fn to_fd_slow(lua: &mut Lua, i: c_int, room: c_int) -> Result<RawFd, NotFd> {
     match lua.kind(i) {
         Kind::Number => from_number(lua.number(i)),
-        Kind::Userdata | Kind::Table => from_object(lua, i),
+        Kind::Userdata | Kind::Table => from_object(lua, i, room),
         _ => Err(NotFd::Bad(format!(
             "file descriptor expected, got {}",
             lua.type_name(i)
@@ -95,9 +96,9 @@ fn from_number(n: Option<Num>) -> Result<RawFd, NotFd> {
 
 /// A Lua file's descriptor, or the result of `obj:getfd()` or
 /// `obj:fileno()`, called in a protected step: user code may raise.
-fn from_object(lua: &mut Lua, i: c_int) -> Result<RawFd, NotFd> {
+fn from_object(lua: &mut Lua, i: c_int, room: c_int) -> Result<RawFd, NotFd> {
     let kind = lua.type_name(i);
-    match lua.fd_probe(i) {
+    match lua.fd_probe(i, room) {
         Err(_) => Err(NotFd::Raised),
         Ok(Probe::File(Some(fd))) => Ok(fd),
         Ok(Probe::File(None)) => Err(NotFd::Bad(

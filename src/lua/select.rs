@@ -94,13 +94,14 @@ fn read_entry(
     interest: Interest,
     i: usize,
     len: &mut usize,
+    room: c_int,
 ) -> Result<(), Error> {
     if let Some(fd) = lua.raw_geti_integer(arg, i as i64).and_then(as_fd) {
         call.push(fd, interest);
         return Ok(());
     }
     let kind = lua.kind(-1);
-    match to_fd_slow(lua, -1) {
+    match to_fd_slow(lua, -1, room) {
         Ok(fd) => call.push(fd, interest),
         Err(NotFd::Bad(msg)) => return arg_error("select", arg, format!("{msg} at index {i}")),
         Err(NotFd::Raised) => return Err(Error::Rethrow),
@@ -116,6 +117,9 @@ fn read_entry(
 /// The short-list path: values stay on the stack above slot 4, then the
 /// ready ones are pushed again, list by list, for the tail to store.
 fn run_kept(lua: &mut Lua, call: &mut Select, lens: [usize; 3], deadline: Deadline) -> Ret {
+    // What a getfd call must leave free (an upper bound: every value, every
+    // ready value, the spare).
+    let room = (2 * lens.iter().sum::<usize>() + SPARE) as c_int;
     let mut read = [0usize; 3];
     for (k, (arg, interest)) in LISTS.into_iter().enumerate() {
         if lens[k] == 0 {
@@ -125,7 +129,7 @@ fn run_kept(lua: &mut Lua, call: &mut Select, lens: [usize; 3], deadline: Deadli
         let mut i = 0;
         while i < len {
             i += 1;
-            read_entry(lua, call, arg, interest, i, &mut len)?;
+            read_entry(lua, call, arg, interest, i, &mut len, room)?;
         }
         read[k] = i;
     }
@@ -187,7 +191,15 @@ fn run_long(lua: &mut Lua, call: &mut Select, lens: [usize; 3], deadline: Deadli
             let mut kept = 0;
             while i < len && kept < BATCH {
                 i += 1;
-                read_entry(lua, call, arg, interest, i, &mut len)?;
+                read_entry(
+                    lua,
+                    call,
+                    arg,
+                    interest,
+                    i,
+                    &mut len,
+                    (BATCH + 2 * SPARE) as c_int,
+                )?;
                 if lua.is_integer(-1) {
                     lua.pop(1);
                 } else {

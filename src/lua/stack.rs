@@ -782,14 +782,20 @@ impl Lua {
         #[cfg(not(any(feature = "lua53", feature = "lua54")))]
         {
             fn grow(raw: &mut Raw, n: c_int) -> c_int {
-                let ok = raw.check_stack(n);
+                let ok = raw.check_stack(n.saturating_add(4));
                 raw.push_bool(ok);
                 1
             }
             self.protect(0, 1, grow, n)?;
             let ok = self.boolean(-1);
             self.pop(1);
-            Ok(ok)
+            // Again from this function's own frame: 5.1 and 5.2 record the
+            // room in the running call (the step's, above), and their
+            // garbage collector shrinks the stack down to what the calls
+            // record. The stack is already that large, so this call grows
+            // nothing and cannot raise.
+            // SAFETY: see above; lua_checkstack only records the room here.
+            Ok(ok && unsafe { ffi::lua_checkstack(self.l, n) } != 0)
         }
     }
 }
@@ -941,10 +947,15 @@ impl Lua {
     /// step: a Lua file handle (read directly), or an object whose
     /// `getfd()`/`fileno()` is called (user code: it may raise, which comes
     /// back as `Err(Rethrow)`). Needs three free stack slots.
-    pub fn fd_probe(&mut self, i: c_int) -> Result<Probe, Error> {
+    ///
+    /// `room` is how many free stack slots the caller needs above the value
+    /// afterwards: the step's allocations may run a garbage-collection step
+    /// that shrinks the stack (LuaJIT sizes it by what is in use), so the
+    /// step grows it back before it returns.
+    pub fn fd_probe(&mut self, i: c_int, room: c_int) -> Result<Probe, Error> {
         let i = self.abs(i);
         self.push_value(i);
-        self.protect(1, 2, probe_step, ())?;
+        self.protect(1, 2, probe_step, room)?;
         let probe = match self.exact_integer(-2) {
             Some(0) => Probe::Neither,
             Some(1) => Probe::File(self.exact_integer(-1).map(|fd| fd as i32)),
@@ -980,7 +991,16 @@ const FILE_BLOCK: usize = 2 * size_of::<*mut c_void>();
 /// The step of `fd_probe`, on the value in slot 1: pushes `1, fd` (fd nil for a
 /// closed file) for a Lua file, `2, result` after calling its `getfd` or
 /// `fileno` method, or `0, nil`.
-fn probe_step(raw: &mut Raw, (): ()) -> c_int {
+fn probe_step(raw: &mut Raw, room: c_int) -> c_int {
+    let n = probe(raw);
+    if room > 0 && !raw.check_stack(room + 4) {
+        raw.push_str("stack overflow");
+        return raw.error();
+    }
+    n
+}
+
+fn probe(raw: &mut Raw) -> c_int {
     if raw.kind(1) == Kind::Userdata {
         let is_file = raw.registry_field(c"FILE*") == Kind::Table && raw.has_metatable(1, -1);
         raw.pop(1);
