@@ -12,7 +12,7 @@ local shim = compat.socket_select
 -- comparison instead of hanging. Also returns the pipe, to close.
 local function late_reader(delay)
   local f = assert(io.popen(("sleep %.2f"):format(delay))) -- EOF when it ends
-  local fd = assert(require("select.selectors").fileobj_to_fd(f))
+  local fd = require("select").fileno(f)
   return { getfd = function() return fd end }, f
 end
 

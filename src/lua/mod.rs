@@ -7,6 +7,7 @@ mod class;
 mod consts;
 mod epoll;
 mod fdarg;
+mod fileno;
 mod kevent;
 mod kqueue;
 mod poll;
@@ -43,6 +44,9 @@ fn open(lua: &mut Lua) -> Ret {
 
     lua.push_cfn(cfn(select::select), 0);
     lua.raw_set_field(module, c"select");
+
+    lua.push_cfn(cfn(fileno::fileno), 0);
+    lua.raw_set_field(module, c"fileno");
 
     push_class(lua, &poll::CLASS, None);
     class::push_type_fn(lua, cfn(poll::new), -2, -1, None);
