@@ -1,4 +1,4 @@
--- File-descriptor arguments (API.md, "File descriptor arguments"): integers,
+-- File-descriptor arguments (doc/select.luadoc, "Descriptor arguments"): integers,
 -- exact floats, Lua file handles, luasocket objects, and anything with a
 -- getfd() or fileno() method, wherever a descriptor is taken.
 local sel = require "select"

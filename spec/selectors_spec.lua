@@ -78,7 +78,7 @@ describe("select.selectors", function()
     s:close()
   end)
 
-  it("has every class of the contract", function()
+  it("has every class of Python's selectors", function()
     assert.is_not_nil(selectors.SelectSelector)
     assert.is_not_nil(selectors.PollSelector)
     assert.is_not_nil(selectors.EpollSelector)
