@@ -14,6 +14,8 @@ mod poll;
 mod results;
 mod select;
 mod stack;
+#[cfg(all(test, feature = "lua54"))]
+mod tests;
 mod timeout;
 
 use std::ffi::c_int;
