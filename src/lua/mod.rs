@@ -4,6 +4,7 @@
 
 mod args;
 mod class;
+mod compat;
 mod consts;
 mod epoll;
 mod fdarg;
@@ -49,6 +50,10 @@ fn open(lua: &mut Lua) -> Ret {
 
     lua.push_cfn(cfn(fileno::fileno), 0);
     lua.raw_set_field(module, c"fileno");
+
+    // The native body of select.compat.socket_select (lua/select/compat.lua).
+    compat::push(lua);
+    lua.raw_set_field(module, c"_compat_socket_select");
 
     push_class(lua, &poll::CLASS, None);
     class::push_type_fn(lua, cfn(poll::new), -2, -1, None);
