@@ -274,6 +274,41 @@ else
 end
 
 ---------------------------------------------------------------------------
+-- C1
+
+local C1_TAGS = { "lua51", "lua54", "luajit" }
+local C1_NAME = { lua51 = "Lua 5.1", lua54 = "Lua 5.4", luajit = "LuaJIT" }
+local c1_verdict
+if data.C1 then
+  say("## C1 select.compat.socket_select vs luasocket's socket.select (ns per call)")
+  say("")
+  say("Idle connected sockets (both ends of N/2 connections), timeout 0, in one process: for")
+  say("each N and kind of socket, the two functions are measured one after the other on the")
+  say("same sockets. Ratio: compat / socket.select (below 1: compat is faster).")
+  say("")
+  say("| interpreter | N | sockets | socket.select | compat.socket_select | ratio |")
+  say("|---|---:|---|---:|---:|---:|")
+  local all_ok, any = true, false
+  for _, tag in ipairs(C1_TAGS) do
+    for _, n in ipairs({ "10", "100", "1000" }) do
+      for _, kind in ipairs({ "tcp", "unix" }) do
+        local param = n .. ":" .. kind
+        local a = get("C1", "luasocket.select@" .. tag, param)
+        local b = get("C1", "compat.socket_select@" .. tag, param)
+        if type(a) == "number" and type(b) == "number" then
+          any = true
+          if b > a then all_ok = false end
+          say(string.format("| %s | %s | %s | %s | %s | %.2f |", C1_NAME[tag], group(tonumber(n)),
+            kind == "tcp" and "TCP" or "AF_UNIX", fmt_num(a), fmt_num(b), b / a))
+        end
+      end
+    end
+  end
+  say("")
+  if any then c1_verdict = all_ok end
+end
+
+---------------------------------------------------------------------------
 -- Memory
 
 say("## Memory: bytes of process memory (RSS) per registered descriptor")
@@ -519,6 +554,10 @@ end
 say("## Targets")
 say("")
 for _, t in ipairs(targets) do say(t) end
+if data.C1 then
+  say(string.format("- C1 compat.socket_select no slower than socket.select at every N, Lua 5.1, 5.4 and LuaJIT **%s**",
+    c1_verdict == nil and "NOT MEASURED" or (c1_verdict and "MET" or "NOT MET")))
+end
 say("")
 
 io.write(table.concat(out, "\n"), "\n")
