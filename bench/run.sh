@@ -154,7 +154,7 @@ while [ "$r" -le "$BENCH_ROUNDS" ]; do
 done
 meta "wall time" "$(($(date +%s) - T_START)) s"
 
-lua5.4 bench/lua/report.lua "$RAW" >"$OUT/report.md" || exit 1
+lua5.4 bench/lua/report.lua "$RAW" ${ONLY:+C1} >"$OUT/report.md" || exit 1
 cat "$OUT/report.md"
 if [ "$QUICK" = 0 ] && [ -z "$ONLY" ]; then
   cp "$OUT/report.md" bench/RESULTS.md

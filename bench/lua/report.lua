@@ -3,6 +3,7 @@
 -- and the targets as MET / NOT MET.
 --
 --   lua5.4 bench/lua/report.lua RAWFILE > report.md
+--   lua5.4 bench/lua/report.lua RAWFILE C1 > report.md   (only the C1 rows)
 --
 -- Raw lines (tab separated): "R workload impl param value", "N note",
 -- "M key value" (metadata written by run.sh).
@@ -559,5 +560,16 @@ if data.C1 then
     c1_verdict == nil and "NOT MEASURED" or (c1_verdict and "MET" or "NOT MET")))
 end
 say("")
+
+-- `report.lua RAWFILE C1` (BENCH_ONLY=compat): the header and the C1 section only.
+if arg[2] == "C1" then
+  local kept, keep = {}, true
+  for _, line in ipairs(out) do
+    if line:match("^## ") then keep = line:match("^## C1 ") ~= nil end
+    if line:match("^## W1 ") and #kept > 0 then keep = false end
+    if keep or line:match("^%- C1 ") then kept[#kept + 1] = line end
+  end
+  out = kept
+end
 
 io.write(table.concat(out, "\n"), "\n")
