@@ -76,3 +76,49 @@ fn errors_are_plain_strings() {
 fn requiring_leaves_the_global_select_alone() {
     run(r##"assert(select("#", 1, 2) == 2 and type(S.select) == "function")"##).unwrap();
 }
+
+#[test]
+fn compat_socket_select_answers_as_luasocket() {
+    run(r#"
+        local sel = S._compat_socket_select
+        local f = assert(io.open("/dev/null"))
+        local fd = S.fileno(f)
+        local obj = { getfd = function() return fd end }
+        -- a regular file: readable and writable at once
+        local r, w, err = sel({ obj }, { obj }, 0)
+        assert(err == nil and #r == 1 and #w == 1, tostring(err))
+        assert(r[1] == obj and r[obj] == 1 and math.type(r[obj]) == "float")
+        assert(w[1] == obj and w[obj] == 1)
+        -- dirty objects first, reported at once
+        local class = { getfd = function(self) return self.fd end, dirty = function() return true end }
+        local f2 = assert(io.open("/dev/null"))
+        local fd2 = S.fileno(f2)
+        local d = setmetatable({ fd = fd2 }, { __index = class })
+        r = sel({ obj, d, d }, nil, 1e9)
+        assert(#r == 3 and r[1] == d and r[2] == d and r[3] == obj and r[d] == 2 and r[obj] == 3)
+        -- a dirty entry's descriptor is not waited for: another object on it is not reported
+        r = sel({ { getfd = function() return fd2 end }, d }, nil, 0)
+        assert(#r == 1 and r[1] == d)
+        -- nothing ready: two empty tables and "timeout"
+        local p = assert(io.popen("sleep 0.2"))
+        local late = { getfd = function() return S.fileno(p) end }
+        r, w, err = sel({ late, { getfd = function() return -1 end }, {} }, nil, 0)
+        assert(next(r) == nil and next(w) == nil and err == "timeout")
+        -- luasocket's errors
+        local ok, e = pcall(sel, nil, nil, "x")
+        assert(not ok and e == "bad argument #3 to 'select' (number expected, got string)", e)
+        ok, e = pcall(sel, nil, 5)
+        assert(not ok and e == "bad argument #2 to 'select' (table expected, got number)", e)
+        ok, e = pcall(sel, { late }, nil, 2^31)
+        assert(not ok and e == "select failed", e)
+        -- an error from getfd propagates, and the next call works
+        ok, e = pcall(sel, { { getfd = function() error("mine", 0) end } }, nil, 0)
+        assert(not ok and e == "mine", e)
+        r = sel({ obj }, nil, 0)
+        assert(r[1] == obj)
+        p:close()
+        f:close()
+        f2:close()
+    "#)
+    .unwrap();
+}
