@@ -4,6 +4,8 @@
 #
 #   sh bench/run.sh                 full run (~8-10 min); writes bench/RESULTS.md
 #   BENCH_QUICK=1 sh bench/run.sh   quick run (~1-2 min); report in bench/out/ only
+#   BENCH_ONLY=compat sh bench/run.sh   only the C1 rows (select.compat against
+#                                   socket.select, ~1 min); report in bench/out/ only
 #
 # Every driver runs BENCH_ROUNDS times (rounds interleave the drivers, so a
 # burst of load from elsewhere hits one round, not one implementation); in
@@ -30,7 +32,7 @@ fi
 export BENCH_RUNS BENCH_BATCH_MS
 
 # --- what the suite needs ------------------------------------------------
-PKGS="lua5.3 lua5.4 luajit liblua5.4-dev libluajit-5.1-dev lua-socket lua-posix lua-luv lua-cqueues gcc"
+PKGS="lua5.1 lua5.3 lua5.4 luajit liblua5.4-dev libluajit-5.1-dev lua-socket lua-posix lua-luv lua-cqueues gcc"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -49,14 +51,14 @@ if [ -n "$missing" ]; then
     exit 1
   fi
 fi
-if [ ! -f build/lua54/select.so ] || [ ! -f build/luajit/select.so ]; then
+if [ ! -f build/lua51/select.so ] || [ ! -f build/lua54/select.so ] || [ ! -f build/luajit/select.so ]; then
   say "building the module (./make.sh build)"
   ./make.sh build >&2 || exit 1
 fi
 
 # A private copy of the module: a rebuild during the run (build-so.sh copies
 # over build/*/select.so in place) must not change or crash what is measured.
-for tag in lua54 luajit; do
+for tag in lua51 lua54 luajit; do
   mkdir -p "$OUT/so/$tag"
   cp "build/$tag/select.so" "$OUT/so/$tag/select.so" || exit 1
 done
@@ -84,7 +86,7 @@ meta "machine" "$(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/
 meta "method" "median over $BENCH_ROUNDS rounds of the median of $BENCH_RUNS batches of ~$BENCH_BATCH_MS ms, process CPU time; open-file limit $FDLIMIT"
 meta "interpreters" "$(lua5.4 -v 2>&1 | cut -d' ' -f1-2), $(luajit -v 2>&1 | cut -d' ' -f1-2), $(lua5.3 -v 2>&1 | cut -d' ' -f1-2), $(python3 -V 2>&1), gcc $(gcc -dumpversion)"
 dirty=$(git status --porcelain -- src Cargo.toml 2>/dev/null | head -1)
-meta "module" "build/lua54/select.so and build/luajit/select.so (copied at start), built from $(git log -1 --format='commit %h' 2>/dev/null || echo 'an unknown commit')${dirty:+ plus uncommitted changes}"
+meta "module" "build/lua51/select.so, build/lua54/select.so and build/luajit/select.so (copied at start), built from $(git log -1 --format='commit %h' 2>/dev/null || echo 'an unknown commit')${dirty:+ plus uncommitted changes}"
 
 # Runs one driver; its R/N lines go to the raw file, a failure becomes a note.
 run() {
@@ -107,9 +109,23 @@ run() {
 OURS_PATH="$ROOT/bench/lua/?.lua;$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 PEER_PATH="$ROOT/bench/lua/?.lua;;"
 
+ONLY=${BENCH_ONLY:-}
+case $ONLY in
+  ""|compat) ;;
+  *) echo "bench: BENCH_ONLY must be empty or compat" >&2; exit 2 ;;
+esac
+[ -n "$ONLY" ] && meta "command" "\`BENCH_ONLY=$ONLY sh bench/run.sh\`"
+
 T_START=$(date +%s)
 r=1
 while [ "$r" -le "$BENCH_ROUNDS" ]; do
+  # C1: select.compat.socket_select against luasocket's socket.select.
+  for lua in lua5.1 lua5.4 luajit; do
+    tag=$($lua -e 'print(jit and "luajit" or (_VERSION:gsub("Lua (%d)%.(%d)", "lua%1%2")))')
+    run "C1 compat vs socket.select under $lua" env LUA_PATH="$OURS_PATH" LUA_CPATH="$OUT/so/$tag/?.so;;" \
+      $lua bench/lua/peers.lua compat
+  done
+  if [ -n "$ONLY" ]; then r=$((r + 1)); continue; fi
   run "C poll(2)" "$OUT/bin/poll"
   run "C epoll_wait(2)" "$OUT/bin/epoll"
   run "C select(2)" "$OUT/bin/select"
@@ -138,9 +154,9 @@ while [ "$r" -le "$BENCH_ROUNDS" ]; do
 done
 meta "wall time" "$(($(date +%s) - T_START)) s"
 
-lua5.4 bench/lua/report.lua "$RAW" >"$OUT/report.md" || exit 1
+lua5.4 bench/lua/report.lua "$RAW" ${ONLY:+C1} >"$OUT/report.md" || exit 1
 cat "$OUT/report.md"
-if [ "$QUICK" = 0 ]; then
+if [ "$QUICK" = 0 ] && [ -z "$ONLY" ]; then
   cp "$OUT/report.md" bench/RESULTS.md
   say "report written to bench/RESULTS.md (raw figures: $RAW)"
 else

@@ -7,14 +7,15 @@
 -- $(LUA), which Lua it is and builds for that version (see scripts/build-so.sh).
 --
 -- `source.url` is only read by `luarocks pack`, `install` and `build` of this
--- file (never by `make`); point it at the git repository you pack from
--- (scripts/test-luarocks.sh does so with a temporary clone).
+-- file (never by `make`). OWNER is a placeholder: replace it with the account
+-- the repository is published under (scripts/test-luarocks.sh points it at a
+-- temporary clone instead).
 rockspec_format = "3.0"
 package = "lua-select"
 version = "scm-1"
 
 source = {
-  url = "git+file:///work/main",
+  url = "git+https://github.com/OWNER/lua-select.git",
 }
 
 description = {

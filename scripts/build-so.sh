@@ -7,12 +7,13 @@ set -eu
 lua=$1
 out=$2
 profile=${3:-release}
-feature=$("$lua" -e 'if jit then print("luajit") else print((_VERSION:gsub("Lua (%d)%.(%d)", "lua%1%2"))) end')
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/lua-feature.sh"
+feature=$(feature_of "$lua")
 case $feature in
   lua51|lua52|lua53|lua54|luajit) ;;
   *) echo "build-so.sh: unsupported interpreter $lua ($feature)" >&2; exit 1 ;;
 esac
-here=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$here/target}/$feature
 if [ "$profile" = release ]; then flag=--release; else flag=; fi
 cargo build --quiet --manifest-path "$here/Cargo.toml" --lib $flag \

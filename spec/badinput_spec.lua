@@ -1,6 +1,6 @@
 -- Bad input through every argument of every function and method: always a
 -- Lua error that is a plain string naming the argument, never a crash
--- (API.md, "Errors: one rule").
+-- (doc/select.luadoc, "Errors: one rule").
 local sel = require "select"
 local socket = require "socket"
 local util = require "testutil"

@@ -12,7 +12,7 @@ local shim = compat.socket_select
 -- comparison instead of hanging. Also returns the pipe, to close.
 local function late_reader(delay)
   local f = assert(io.popen(("sleep %.2f"):format(delay))) -- EOF when it ends
-  local fd = assert(require("select.selectors").fileobj_to_fd(f))
+  local fd = require("select").fileno(f)
   return { getfd = function() return fd end }, f
 end
 
@@ -334,6 +334,93 @@ describe("select.compat.socket_select", function()
       end)
       close()
       assert(ok, err)
+    end)
+  end)
+
+  describe("answers as luasocket's socket.select on the native paths", function()
+    it("with sockets of several classes interleaved (per-metatable method lookups)", function()
+      local a, b = pair()
+      local c, d = pair()
+      local server = tu.listener()
+      open[#open + 1] = server
+      local udp = assert(socket.udp())
+      open[#open + 1] = udp
+      assert(udp:setsockname("127.0.0.1", 0))
+      b:send("x")
+      tu.sleep(0.05)
+      assert_same({ a, server, b, udp, c, server, d }, { udp, a, server, d }, 0)
+      assert_same({ udp, a, udp, b }, { c, udp }, 0)
+    end)
+
+    it("with objects whose __index is a function, or a table of its own", function()
+      local a, b = pair()
+      b:send("x")
+      tu.sleep(0.05)
+      local fd = a:getfd()
+      local calls = 0
+      local byfn = setmetatable({}, { __index = function(_, k)
+        calls = calls + 1
+        if k == "getfd" then return function() return fd end end
+      end })
+      local class = { getfd = function(self) return self.fd end, dirty = function() return false end }
+      local bytable = setmetatable({ fd = b:getfd() }, { __index = class })
+      assert_same({ byfn, bytable, a }, { bytable, byfn }, 0)
+      assert.is_true(calls > 0)
+    end)
+
+    it("with lists whose entries come from __index (no array part)", function()
+      local socks = {}
+      for i = 1, 40 do
+        local x, y = pair()
+        socks[i] = (i % 2 == 0) and x or y
+        if i % 3 == 0 then y:send("x") end
+      end
+      tu.sleep(0.05)
+      local proxy = setmetatable({}, { __index = socks })
+      assert_same(proxy, proxy, 0)
+      assert_same(proxy, nil, 0)
+    end)
+
+    it("with a dirty object and a descriptor closed behind its back", function()
+      local a = pair()
+      local dirty = { getfd = function() return a:getfd() end, dirty = function() return true end }
+      local dead = { getfd = function() return tu.dead_fd() end }
+      assert_same({ dirty, dead }, { a }, 0)
+      assert_same({ dead, dirty, dirty }, nil, 5)
+    end)
+
+    it("when a getfd method calls it again (re-entry) or raises", function()
+      local a, b = pair()
+      b:send("x")
+      tu.sleep(0.05)
+      local inner
+      local nested = { getfd = function()
+        inner = pack(shim({ a }, { b }, 0))
+        return b:getfd()
+      end }
+      local r, w = shim({ a, nested }, { nested }, 0)
+      assert(rawequal(r[1], a) and r[a] == 1 and rawequal(w[1], nested))
+      assert(rawequal(inner[1][1], a) and rawequal(inner[2][1], b))
+      local ok, err = pcall(shim, { a, { getfd = function() error("no fd", 0) end } }, nil, 0)
+      assert.is_false(ok)
+      assert.are.equal("no fd", err)
+      -- and the next calls work as before
+      assert_same({ a, b }, { a, b }, 0)
+      assert_same({ a }, nil, 0)
+    end)
+
+    it("for thousands of entries in one call (growing the per-call buffer)", function()
+      local a, b = pair()
+      b:send("x")
+      tu.sleep(0.05)
+      local recvt, sendt = {}, {}
+      for i = 1, 3000 do
+        recvt[i] = (i % 2 == 0) and a or b
+        sendt[i] = { getfd = function() return (i % 2 == 0) and a:getfd() or b:getfd() end }
+      end
+      local proxy = setmetatable({}, { __index = recvt })
+      assert_same(proxy, sendt, 0)
+      assert_same(recvt, proxy, 0)
     end)
   end)
 

@@ -1,5 +1,5 @@
 -- The module's constants: Python's names and Linux values (POLL*, EPOLL*,
--- PIPE_BUF) and the BSD kqueue constants with FreeBSD's values (API.md).
+-- PIPE_BUF) and the BSD kqueue constants with FreeBSD's values (doc/select.luadoc, the constant sections).
 local sel = require "select"
 local util = require "testutil"
 
@@ -35,7 +35,7 @@ local LINUX = {
   PIPE_BUF = 4096,
 }
 
--- FreeBSD's values, listed in API.md.
+-- FreeBSD's values, listed in doc/select.luadoc.
 local KQUEUE = {
   KQ_FILTER_READ = -1,
   KQ_FILTER_WRITE = -2,
@@ -147,7 +147,7 @@ describe("constants", function()
     b:close()
   end)
 
-  it("defines no POLL*, EPOLL* or KQ_* name beyond Python's and API.md's", function()
+  it("defines no POLL*, EPOLL* or KQ_* name beyond Python's and the reference's", function()
     for name, value in pairs(sel) do
       if name:match("^POLL") or name:match("^EPOLL") or name:match("^KQ_") then
         assert(LINUX[name] ~= nil or KQUEUE[name] ~= nil, "unexpected constant select." .. name)

@@ -1,6 +1,6 @@
 -- A signal arriving during a blocking select/poll/epoll wait does not end it
 -- early with an error, and the whole wait still keeps to the timeout: EINTR
--- is retried with the time that remains (PEP 475; API.md, "Errors").
+-- is retried with the time that remains (PEP 475; doc/select.luadoc, "Errors: one rule").
 --
 -- Two ways of catching the signal, so that every Lua version is covered:
 -- * in this process, a luaposix handler for SIGUSR1 (Lua 5.1-5.3, LuaJIT);

@@ -1,4 +1,4 @@
--- select.epoll([sizehint [, flags]]) and the epoll object (API.md, "select.epoll").
+-- select.epoll([sizehint [, flags]]) and the epoll object (doc/select.luadoc, "epoll").
 local sel = require "select"
 local util = require "testutil"
 

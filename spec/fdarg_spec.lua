@@ -1,4 +1,4 @@
--- File-descriptor arguments (API.md, "File descriptor arguments"): integers,
+-- File-descriptor arguments (doc/select.luadoc, "Descriptor arguments"): integers,
 -- exact floats, Lua file handles, luasocket objects, and anything with a
 -- getfd() or fileno() method, wherever a descriptor is taken.
 local sel = require "select"
@@ -43,6 +43,7 @@ local function entry_points()
       end,
     },
     { name = "fromfd", call = function(v) return pcall(sel.epoll.fromfd, v) end },
+    { name = "fileno", call = function(v) return pcall(sel.fileno, v) end },
   }
 end
 
@@ -72,6 +73,10 @@ end
 -- Asserts that `v` means descriptor `fd` to select, poll and epoll alike.
 local function means_fd(v, fd)
   assert(util.is_integer(fd))
+  -- select.fileno: the conversion itself
+  local n = sel.fileno(v)
+  assert.are.equal(fd, n)
+  assert.is_true(util.is_integer(n))
   -- poll: registering v registers fd
   local p = sel.poll()
   assert.is_truthy(p:register(v))

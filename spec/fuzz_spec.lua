@@ -227,6 +227,21 @@ describe("fuzz: random arguments never crash, hang or panic", function()
     }, 1)
   end)
 
+  it("select.fileno and select.compat.socket_select (seed " .. SEED .. ")", function()
+    local compat = require "select.compat"
+    fuzz({
+      fileno = function(r, what) try(r, what, sel.fileno, fd_value()) end,
+      fileno_named = function(r, what) try(r, what, sel.fileno, fd_value(), any_value(), any_value()) end,
+      -- timeouts that never block (nil and negative ones wait forever here)
+      socket_select = function(r, what)
+        try(r, what, compat.socket_select, list_value(), list_value(), timeout_s(false))
+      end,
+      socket_select_any = function(r, what)
+        try(r, what, compat.socket_select, any_value(), any_value(), timeout_s(false))
+      end,
+    }, 7)
+  end)
+
   it("poll objects (seed " .. SEED .. ")", function()
     local p = sel.poll()
     fuzz({

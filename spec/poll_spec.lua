@@ -1,4 +1,4 @@
--- select.poll() and the poll object (API.md, "select.poll()").
+-- select.poll() and the poll object (doc/select.luadoc, "poll").
 local sel = require "select"
 local util = require "testutil"
 

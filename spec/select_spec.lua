@@ -1,4 +1,4 @@
--- select.select(rlist, wlist, xlist [, timeout]) (API.md, "select.select").
+-- select.select(rlist, wlist, xlist [, timeout]) (doc/select.luadoc, "select").
 local sel = require "select"
 local socket = require "socket"
 local util = require "testutil"

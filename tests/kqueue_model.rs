@@ -22,7 +22,7 @@
 //!   the end every token passed in was released exactly once;
 //! * descriptors: the process has as many open after a case as before.
 //!
-//! The model follows FreeBSD where the emulation's contract (API.md and the
+//! The model follows FreeBSD where the emulation's contract (docs/kqueue-emulation.md and the
 //! registry's documentation) is silent, and the emulation's documented choices
 //! where it speaks: EV_ADD on an existing registration replaces its stored
 //! flags and udata and enables it unless EV_DISABLE is given; other changes

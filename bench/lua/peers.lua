@@ -3,6 +3,7 @@
 --   lua5.3 bench/lua/peers.lua luaposix    posix.poll (no Lua 5.4 build exists)
 --   lua5.4 bench/lua/peers.lua luv         uv.new_poll handles, uv.run("nowait") / uv.run()
 --   lua5.4 bench/lua/peers.lua cqueues     one coroutine per descriptor in cqueues.poll, cq:step()
+--   lua5.4 bench/lua/peers.lua compat      C1: select.compat.socket_select vs socket.select
 -- None of them keeps a registration that can be added and removed by itself
 -- (luv and cqueues defer epoll_ctl to their next loop turn), so W4 is not run.
 
@@ -188,7 +189,61 @@ peers.cqueues = {
   end,
 }
 
-local peer = assert(peers[which], "usage: peers.lua luasocket|luaposix|luv|cqueues")
+-- C1: select.compat.socket_select against the function it replaces, luasocket's
+-- socket.select, on the same idle sockets in the same process, alternating
+-- (one after the other for each N and each kind of socket), timeout 0. Needs the
+-- module (select.so) and lua/select/compat.lua on the paths.
+--   lua5.1 bench/lua/peers.lua compat   (also lua5.4, luajit)
+local function compat_rows()
+  local socket = require "socket"
+  local compat = require "select.compat"
+  local tag = jit and "luajit" or _VERSION:gsub("Lua (%d)%.(%d)", "lua%1%2")
+  local rows = {
+    { "luasocket.select", socket.select },
+    { "compat.socket_select", compat.socket_select },
+  }
+  -- `n` idle connected TCP sockets: ends of n/2 loopback connections.
+  local function tcp_set(n)
+    local srv = assert(socket.bind("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local objs, all = {}, {}
+    for _ = 1, math.floor((n + 1) / 2) do
+      local c = assert(socket.connect("127.0.0.1", port))
+      local a = assert(srv:accept())
+      all[#all + 1] = a
+      all[#all + 1] = c
+    end
+    srv:close()
+    for i = 1, n do objs[i] = all[i] end
+    return objs, function() for _, o in ipairs(all) do o:close() end end
+  end
+  local function unix_set(n)
+    local s = B.open_set(n)
+    return s.objs, function() B.close_set(s) end
+  end
+  for _, n in ipairs({ 10, 100, 1000 }) do
+    for _, kind in ipairs({ "tcp", "unix" }) do
+      local objs, close = (kind == "tcp" and tcp_set or unix_set)(n)
+      for _, row in ipairs(rows) do
+        local f = row[2]
+        emit("C1", row[1] .. "@" .. tag, n .. ":" .. kind, measure(function(it)
+          for _ = 1, it do f(objs, nil, 0) end
+          return it
+        end))
+      end
+      close()
+      collectgarbage()
+    end
+  end
+  B.shutdown()
+end
+
+if which == "compat" then
+  compat_rows()
+  return
+end
+
+local peer = assert(peers[which], "usage: peers.lua luasocket|luaposix|luv|cqueues|compat")
 local impl = peer.impl
 
 local function too_big(s)

@@ -3,6 +3,7 @@
 -- and the targets as MET / NOT MET.
 --
 --   lua5.4 bench/lua/report.lua RAWFILE > report.md
+--   lua5.4 bench/lua/report.lua RAWFILE C1 > report.md   (only the C1 rows)
 --
 -- Raw lines (tab separated): "R workload impl param value", "N note",
 -- "M key value" (metadata written by run.sh).
@@ -274,6 +275,41 @@ else
 end
 
 ---------------------------------------------------------------------------
+-- C1
+
+local C1_TAGS = { "lua51", "lua54", "luajit" }
+local C1_NAME = { lua51 = "Lua 5.1", lua54 = "Lua 5.4", luajit = "LuaJIT" }
+local c1_verdict
+if data.C1 then
+  say("## C1 select.compat.socket_select vs luasocket's socket.select (ns per call)")
+  say("")
+  say("Idle connected sockets (both ends of N/2 connections), timeout 0, in one process: for")
+  say("each N and kind of socket, the two functions are measured one after the other on the")
+  say("same sockets. Ratio: compat / socket.select (below 1: compat is faster).")
+  say("")
+  say("| interpreter | N | sockets | socket.select | compat.socket_select | ratio |")
+  say("|---|---:|---|---:|---:|---:|")
+  local all_ok, any = true, false
+  for _, tag in ipairs(C1_TAGS) do
+    for _, n in ipairs({ "10", "100", "1000" }) do
+      for _, kind in ipairs({ "tcp", "unix" }) do
+        local param = n .. ":" .. kind
+        local a = get("C1", "luasocket.select@" .. tag, param)
+        local b = get("C1", "compat.socket_select@" .. tag, param)
+        if type(a) == "number" and type(b) == "number" then
+          any = true
+          if b > a then all_ok = false end
+          say(string.format("| %s | %s | %s | %s | %s | %.2f |", C1_NAME[tag], group(tonumber(n)),
+            kind == "tcp" and "TCP" or "AF_UNIX", fmt_num(a), fmt_num(b), b / a))
+        end
+      end
+    end
+  end
+  say("")
+  if any then c1_verdict = all_ok end
+end
+
+---------------------------------------------------------------------------
 -- Memory
 
 say("## Memory: bytes of process memory (RSS) per registered descriptor")
@@ -519,6 +555,21 @@ end
 say("## Targets")
 say("")
 for _, t in ipairs(targets) do say(t) end
+if data.C1 then
+  say(string.format("- C1 compat.socket_select no slower than socket.select at every N, Lua 5.1, 5.4 and LuaJIT **%s**",
+    c1_verdict == nil and "NOT MEASURED" or (c1_verdict and "MET" or "NOT MET")))
+end
 say("")
+
+-- `report.lua RAWFILE C1` (BENCH_ONLY=compat): the header and the C1 section only.
+if arg[2] == "C1" then
+  local kept, keep = {}, true
+  for _, line in ipairs(out) do
+    if line:match("^## ") then keep = line:match("^## C1 ") ~= nil end
+    if line:match("^## W1 ") and #kept > 0 then keep = false end
+    if keep or line:match("^%- C1 ") then kept[#kept + 1] = line end
+  end
+  out = kept
+end
 
 io.write(table.concat(out, "\n"), "\n")

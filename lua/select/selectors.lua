@@ -66,9 +66,9 @@ local type, tostring, error, pcall, rawequal = type, tostring, error, pcall, raw
 local next, setmetatable, getmetatable = next, setmetatable, getmetatable
 local floor, ceil = math.floor, math.ceil
 local format = string.format
-local io_type = io.type
 
 local native_select = native.select
+local native_fileno = native.fileno
 local native_poll = native.poll
 local native_epoll = native.epoll
 local native_kqueue = native.kqueue
@@ -128,78 +128,20 @@ end
 
 -- File objects -> descriptors. ================================
 
-local function get_field(obj, name)
-  return obj[name]
-end
-
--- The descriptor of an open Lua file handle. Pure Lua has no `fileno`; the
--- native module reads it, and shows it through `kevent(f).ident`, or failing
--- that in the message of `poll:unregister` for a descriptor it does not hold.
-local probe_poll
-local function file_fd(f)
-  if native_kevent then
-    return native_kevent(f).ident
-  end
-  probe_poll = probe_poll or native_poll()
-  local ok, err = pcall(probe_poll.unregister, probe_poll, f)
-  local fd = not ok and tonumber(tostring(err):match("file descriptor (%d+) is not registered"))
-  if fd then return fd end
-  return nil, "file descriptor expected, got file without a descriptor"
-end
-
-local function number_fd(n, what)
-  if n ~= n or n % 1 ~= 0 then
-    return nil, format("file descriptor expected, %s non-integer number %s", what, tostring(n))
-  elseif n < 0 then
-    return nil, format("file descriptor cannot be a negative integer (%.0f)", n)
-  elseif n > 2147483647 then
-    return nil, format("file descriptor is greater than maximum (%.0f)", n)
-  end
-  return floor(n) -- an integer subtype on 5.3+
-end
-
--- fileobj -> fd, or nil and why not (Python's _fileobj_to_fd). Errors raised
--- by the object's own getfd/fileno propagate.
-local function to_fd(obj)
-  local t = type(obj)
-  if t == "number" then
-    return number_fd(obj, "got")
-  elseif t == "table" or t == "userdata" then
-    local it = io_type(obj)
-    if it == "file" then
-      return file_fd(obj)
-    elseif it == "closed file" then
-      return nil, "file descriptor expected, got closed file"
-    end
-    local ok, m
-    if t == "table" then
-      ok, m = true, obj.getfd
-      if type(m) ~= "function" then m = obj.fileno end
-    else
-      ok, m = pcall(get_field, obj, "getfd")
-      if not (ok and type(m) == "function") then ok, m = pcall(get_field, obj, "fileno") end
-    end
-    if not ok or type(m) ~= "function" then
-      return nil, format("file descriptor expected, got %s without getfd or fileno method", t)
-    end
-    local fd = m(obj)
-    if type(fd) ~= "number" then
-      return nil, format("file descriptor expected, getfd/fileno returned %s", type(fd))
-    end
-    return number_fd(fd, "getfd/fileno returned")
-  end
-  return nil, "file descriptor expected, got " .. t
-end
-
---- Converts a file object to its file descriptor, as the selectors do.
+--- Converts a file object to its file descriptor, as the selectors do: with
+-- `select.fileno`, the native module's own conversion.
 -- @param fileobj an integer, a Lua file handle, or an object with a `getfd()`
 -- or `fileno()` method
 -- @treturn[1] integer the descriptor
--- @treturn[2] nil when `fileobj` is not (or no longer) a valid descriptor
--- @treturn[2] string why not
+-- @treturn[2] nil when `fileobj` is not (or no longer) a valid descriptor, or
+-- its `getfd`/`fileno` method raised an error
+-- @treturn[2] string why not, e.g. `bad argument #1 to 'fileobj_to_fd' (file
+-- descriptor cannot be a negative integer (-1))` (or the method's error value)
 -- @usage local fd = selectors.fileobj_to_fd(io.stdin)  --> 0
 function M.fileobj_to_fd(fileobj)
-  return to_fd(fileobj)
+  local ok, fd = pcall(native_fileno, fileobj, "fileobj_to_fd")
+  if ok then return fd end
+  return nil, fd
 end
 
 -- Keys. =======================================================
@@ -284,20 +226,21 @@ local function check_events(events, fname)
 end
 
 -- fd of fileobj, falling back on an identity search among the registered
--- objects (a closed luasocket or Lua file is still found). nil, msg if neither.
-function Selector:_lookup(fileobj)
-  local fd, msg = to_fd(fileobj)
-  if fd then return fd end
+-- objects (a closed luasocket or Lua file is still found). If neither finds
+-- it, raises what `select.fileno` raised, worded for method `fname`.
+function Selector:_lookup(fileobj, fname)
+  local ok, fd = pcall(native_fileno, fileobj, fname)
+  if ok then return fd end
   for kfd, key in next, self._fd_to_key do
     if rawequal(key.fileobj, fileobj) then return kfd end
   end
-  return nil, msg
+  error(fd, 0)
 end
 
 -- key of fileobj, or nil (never raises for a bad fileobj).
 function Selector:_lookup_key(fileobj)
-  local ok, fd = pcall(self._lookup, self, fileobj)
-  if ok and fd then return self._fd_to_key[fd] end
+  local ok, fd = pcall(self._lookup, self, fileobj, "get_key")
+  if ok then return self._fd_to_key[fd] end
   return nil
 end
 
@@ -316,8 +259,7 @@ end
 
 local function registered_key(self, fileobj, fname)
   check_open(self)
-  local fd, msg = self:_lookup(fileobj)
-  if not fd then raise(fname, 1, msg) end
+  local fd = self:_lookup(fileobj, fname)
   local key = self._fd_to_key[fd]
   if not key then raise(fname, 1, format("%s is not registered", tostring(fileobj))) end
   return key
@@ -343,8 +285,7 @@ end
 function Selector:register(fileobj, events, data)
   check_open(self)
   check_events(events, "register")
-  local fd, msg = self:_lookup(fileobj)
-  if not fd then raise("register", 1, msg) end
+  local fd = self:_lookup(fileobj, "register")
   if self._fd_to_key[fd] then
     raise("register", 1, format("%s (fd %d) is already registered", tostring(fileobj), fd))
   end

@@ -4,15 +4,19 @@
 
 mod args;
 mod class;
+mod compat;
 mod consts;
 mod epoll;
 mod fdarg;
+mod fileno;
 mod kevent;
 mod kqueue;
 mod poll;
 mod results;
 mod select;
 mod stack;
+#[cfg(all(test, feature = "lua54"))]
+mod tests;
 mod timeout;
 
 use std::ffi::c_int;
@@ -48,6 +52,13 @@ fn open_step(lua: &mut Raw, (): ()) -> c_int {
 
     lua.push_cfn(cfn(select::select), 0);
     lua.raw_set_field(module, c"select");
+
+    lua.push_cfn(cfn(fileno::fileno), 0);
+    lua.raw_set_field(module, c"fileno");
+
+    // The native body of select.compat.socket_select (lua/select/compat.lua).
+    compat::push(lua);
+    lua.raw_set_field(module, c"_compat_socket_select");
 
     push_class(lua, &poll::CLASS, None);
     class::push_type_fn(lua, cfn(poll::new), -2, -1, None);

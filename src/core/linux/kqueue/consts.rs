@@ -1,6 +1,6 @@
 //! FreeBSD's kqueue constants (`sys/event.h`), with FreeBSD's values.
 //!
-//! macOS numbers a few of them differently (the timer units); API.md fixes
+//! macOS numbers a few of them differently (the timer units); docs/kqueue-emulation.md fixes
 //! FreeBSD's, and so does Python's `select` on FreeBSD.
 
 // Filters: `kevent.filter`.

@@ -177,7 +177,7 @@ impl Kqueue {
 
     /// kevent(2): applies `changes` in order, then collects up to `maxevents`
     /// events into `out` (cleared first), waiting until `deadline` for the
-    /// first one. See API.md for the error-reporting rules; EINTR is retried
+    /// first one. See docs/kqueue-emulation.md for the error-reporting rules; EINTR is retried
     /// with the time left.
     pub fn control(
         &self,
