@@ -41,7 +41,7 @@ use crate::core::pollset::sys_poll;
 pub const SOCKET_SELECT: ffi::lua_CFunction = as_cfunction(socket_select);
 
 /// Pushes the C closure with its upvalues (module set-up).
-pub fn push(lua: &mut super::stack::Lua) {
+pub fn push(lua: &mut super::stack::Raw) {
     lua.push_nil();
     lua.push_str("getfd");
     lua.push_str("dirty");

@@ -7,7 +7,7 @@ use std::ffi::c_int;
 
 use super::args::int_arg;
 use super::fdarg::{to_fd, NotFd};
-use super::stack::{arg_error, Error, Kind, Lua, Ret};
+use super::stack::{arg_error, ret, Error, Kind, Lua, Ret};
 
 pub fn fileno(lua: &mut Lua) -> Ret {
     // The optional naming arguments are checked first, so that a bad call is
@@ -23,7 +23,7 @@ pub fn fileno(lua: &mut Lua) -> Ret {
     match to_fd(lua, 1) {
         Ok(fd) => {
             lua.push_int(fd as i64);
-            Ok(1)
+            ret(1)
         }
         Err(NotFd::Raised) => Err(Error::Rethrow),
         Err(NotFd::Bad(msg)) => {

@@ -1,6 +1,8 @@
 //! The binding's one window onto the Lua C API.
 //!
-//! Every `unsafe` block of the binding lives in this file. The rest of
+//! Every `unsafe` block of the binding lives in this file, but for
+//! `compat.rs`, a raw C function that keeps the same rule by hand (no Rust
+//! value with a destructor in any of its frames, no `catch_unwind`). The rest of
 //! `src/lua/` sees safe handles, valid for the duration of one call from Lua
 //! into a C function, and C functions made from plain Rust functions with
 //! [`cfn`].
