@@ -222,6 +222,12 @@ describe("robustness", function()
       ev.udata = nil
       collectgarbage(); collectgarbage()
       io.write(next(weak) == nil and "freed " or "kept ")
+      -- Clearing a udata never set touches nothing else (before 5.2 a
+      -- userdata's uservalue starts as the global table).
+      rawset(_G, 1, "mine")
+      local plain = S.kevent(1, S.KQ_FILTER_USER)
+      plain.udata = nil
+      assert(rawget(_G, 1) == "mine", "global [1] cleared")
       -- A refill of the reuse form with an event that has no udata.
       local kq = S.kqueue()
       local conn = {}

@@ -233,17 +233,23 @@ pub fn make_kevent(lua: &mut Raw, ev: KEvent, mt: c_int, udata: c_int) {
 pub fn set_udata(lua: &mut Raw, obj: c_int, value: c_int) {
     let (obj, value) = (lua.abs(obj), lua.abs(value));
     let has = !lua.is_none_or_nil(value);
+    // Only a holder this module made may be emptied: before one is made the
+    // uservalue of a 5.1 or LuaJIT userdata is the global environment.
+    let had = matches!(
+        lua.userdata::<KeventObject>(obj, tag(&CLASS)),
+        Some(Some(o)) if o.has_udata
+    );
     if has {
         // 5.1 and 5.2 accept only a table as uservalue: keep the value in one.
         lua.new_table(1, 0);
         lua.push_value(value);
         lua.raw_seti(-2, 1);
         lua.set_uservalue(obj);
-    } else if lua.get_uservalue(obj) == Kind::Table {
-        lua.push_nil();
-        lua.raw_seti(-2, 1);
-        lua.pop(1);
-    } else {
+    } else if had {
+        if lua.get_uservalue(obj) == Kind::Table {
+            lua.push_nil();
+            lua.raw_seti(-2, 1);
+        }
         lua.pop(1);
     }
     if let Some(Some(o)) = lua.userdata::<KeventObject>(obj, tag(&CLASS)) {
