@@ -734,6 +734,10 @@ describe("select.selectors", function()
       -- many descriptors ------------------------------------------------------
 
       it("handles more than FD_SETSIZE descriptors", function()
+        if class.name == "KqueueSelector" and tu.on_libkqueue then
+          pending("known difference of libkqueue: libkqueue returns at most 512 events per kevent "
+            .. "call (MAX_KEVENT, src/common/private.h)")
+        end
         if not many then many, close_many = tu.tcp_pairs(MANY) end
         local highest = 0
         for _, p in ipairs(many) do

@@ -47,7 +47,8 @@ const EPOLL: &[(&CStr, i64)] = &[
 #[cfg(not(target_os = "linux"))]
 const EPOLL: &[(&CStr, i64)] = &[];
 
-/// FreeBSD's values: the emulation speaks FreeBSD (and libkqueue does too).
+/// FreeBSD's values: the emulation speaks FreeBSD; so does libkqueue, but for
+/// the timer units.
 #[cfg(target_os = "linux")]
 const KQUEUE: &[(&CStr, i64)] = &[
     (c"KQ_FILTER_READ", -1),
@@ -86,10 +87,22 @@ const KQUEUE: &[(&CStr, i64)] = &[
     (c"KQ_NOTE_TRACK", 0x1),
     (c"KQ_NOTE_TRACKERR", 0x2),
     (c"KQ_NOTE_CHILD", 0x4),
+    // Timer units: FreeBSD's for the emulation; libkqueue's header (the
+    // native-kqueue test build) numbers them as macOS does, without MSECONDS.
+    #[cfg(not(feature = "native-kqueue"))]
     (c"KQ_NOTE_SECONDS", 0x1),
+    #[cfg(not(feature = "native-kqueue"))]
     (c"KQ_NOTE_MSECONDS", 0x2),
+    #[cfg(not(feature = "native-kqueue"))]
     (c"KQ_NOTE_USECONDS", 0x4),
+    #[cfg(not(feature = "native-kqueue"))]
     (c"KQ_NOTE_NSECONDS", 0x8),
+    #[cfg(feature = "native-kqueue")]
+    (c"KQ_NOTE_SECONDS", 0x1),
+    #[cfg(feature = "native-kqueue")]
+    (c"KQ_NOTE_USECONDS", 0x2),
+    #[cfg(feature = "native-kqueue")]
+    (c"KQ_NOTE_NSECONDS", 0x4),
     (c"KQ_NOTE_TRIGGER", 0x0100_0000),
     (c"KQ_NOTE_FFNOP", 0),
     (c"KQ_NOTE_FFAND", 0x4000_0000),

@@ -113,17 +113,19 @@ pub fn kevent(
     let tsp = timeout
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    let nevents = out.capacity().min(libc::c_int::MAX as usize) as libc::c_int;
-    // SAFETY: changes points to changes.len() initialised structs; out has
+    let nevents = out.capacity().min(libc::c_int::MAX as usize);
+    let nchanges = changes.len().min(libc::c_int::MAX as usize);
+    // SAFETY: changes points to at least nchanges initialised structs (NetBSD
+    // counts in size_t, the others in int); out has
     // room for nevents structs, which the kernel writes; tsp is null or a
     // live timespec.
     let n = cvt(unsafe {
         sys_kevent(
             kq,
             changes.as_ptr(),
-            changes.len() as libc::c_int,
+            nchanges as _,
             out.as_mut_ptr(),
-            nevents,
+            nevents as _,
             tsp,
         )
     })? as usize;
