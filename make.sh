@@ -124,7 +124,7 @@ test_all() {
   if printf '%s\n' "$out" | grep -q '^skip '; then
     echo "libkqueue check skipped (see above): not counted"
   else
-    echo "$p of $((p + q)) libkqueue checks ok, $k of them known differences of libkqueue (marked pending, listed above)"
+    echo "$p of $((p + q)) libkqueue checks ok; $k of them pending with the reason listed above (a known difference of libkqueue, or of the emulation from native kqueue, or a missing test dependency)"
   fi
   if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
   add "$p" "$q"

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs the native kqueue backend (src/core/bsd/) on Linux, linked against
 # libkqueue, a C implementation of the BSD kqueue interface: the kqueue specs
-# (spec/kqueue*_spec.lua, spec/kevent_spec.lua) and the KqueueSelector cases
-# of spec/selectors_spec.lua, under Lua 5.4 and LuaJIT, plus the backend's
+# (spec/kqueue*_spec.lua, spec/kevent_spec.lua), the KqueueSelector cases
+# of spec/selectors_spec.lua and the fork() case of spec/faults_spec.lua
+# (needs luaposix: LuaJIT here), under Lua 5.4 and LuaJIT, plus the backend's
 # Rust unit tests.
 #
 # Output is TAP-like: "ok"/"not ok" per test. A test that meets a known
@@ -53,7 +54,8 @@ for lua in lua5.4 luajit; do
     echo "not ok - $out_dir/select.so does not link libkqueue"; failed=1; continue
   fi
   for set in "spec/kevent_spec.lua spec/kqueue_spec.lua spec/kqueue_proc_spec.lua spec/kqueue_signal_spec.lua spec/kqueue_vnode_spec.lua spec/kqueue_examples_spec.lua" \
-             "--filter=KqueueSelector spec/selectors_spec.lua"; do
+             "--filter=KqueueSelector spec/selectors_spec.lua" \
+             "--filter=live%skqueue spec/faults_spec.lua"; do
     # shellcheck disable=SC2086
     out=$(SELECT_TEST_LIBKQUEUE=1 LUA_CPATH="$here/$out_dir/?.so;;" \
       "$lua" /usr/bin/busted --cpath="$out_dir/?.so" \

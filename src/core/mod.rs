@@ -47,3 +47,12 @@ pub mod bsd;
 pub use bsd::kqueue;
 #[cfg(test)]
 pub(crate) mod testutil;
+
+/// The native backend's token bookkeeping is portable Rust: its unit tests
+/// run on Linux too, against libkqueue's (FreeBSD's) constants.
+#[cfg(all(test, target_os = "linux", not(feature = "native-kqueue")))]
+#[path = "bsd/kqueue"]
+mod native_tokens {
+    mod consts;
+    mod tokens;
+}
