@@ -44,6 +44,17 @@ extern "C" {
     ) -> libc::c_int;
 }
 
+// The layouts this backend expects, checked at compile time (the cross
+// type-check evaluates them for every target): FreeBSD 12+ with 64-bit `data`
+// and `ext[4]`; NetBSD with 32-bit `filter` and `flags` and 64-bit `data`;
+// OpenBSD with 64-bit `data`; macOS's (and libkqueue's) 32 bytes.
+#[cfg(target_os = "freebsd")]
+const _: () = assert!(std::mem::size_of::<RawEvent>() == 64);
+#[cfg(target_os = "netbsd")]
+const _: () = assert!(std::mem::size_of::<RawEvent>() == 40);
+#[cfg(any(target_os = "openbsd", target_os = "macos", target_os = "linux"))]
+const _: () = assert!(std::mem::size_of::<RawEvent>() == 32);
+
 /// An all-zero `struct kevent` (null udata, zero `ext`).
 fn zeroed() -> RawEvent {
     // SAFETY: struct kevent is plain C data (integers and a pointer); all
