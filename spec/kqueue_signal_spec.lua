@@ -95,6 +95,11 @@ describe("KQ_FILTER_SIGNAL", function()
   end)
 
   it("counts every delivery since the last report (SIGUSR1 and SIGUSR2 apart)", function()
+    if util.on_libkqueue then
+      pending("known difference of libkqueue: its signalfd is read by a dispatch thread of its "
+        .. "own, and Linux merges identical standard signals that are pending at once, so the "
+        .. "count of three quick SIGUSR1 is 2 or 3 (seen here, intermittently)")
+    end
     watch(kq, SIGUSR1)
     watch(kq, SIGUSR2)
     -- Disabled, the registration still counts what the queue reads.
@@ -207,6 +212,11 @@ describe("KQ_FILTER_SIGNAL", function()
     end)
 
     it("keeps it blocked until the last kqueue watching it lets go", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_SIGNAL: libkqueue blocks a"
+          .. " watched signal on the registering thread and leaves it blocked; it does not "
+          .. "restore the mask")
+      end
       local before = util.sigblk()
       local kq2 = assert(sel.kqueue())
       watch(kq, SIGUSR1)
@@ -218,6 +228,11 @@ describe("KQ_FILTER_SIGNAL", function()
     end)
 
     it("unblocks it when the kqueue is closed", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_SIGNAL: libkqueue blocks a"
+          .. " watched signal on the registering thread and leaves it blocked; it does not "
+          .. "restore the mask")
+      end
       local before = util.sigblk()
       watch(kq, SIGUSR1)
       watch(kq, SIGUSR2)
@@ -226,6 +241,11 @@ describe("KQ_FILTER_SIGNAL", function()
     end)
 
     it("unblocks it when the kqueue is garbage-collected", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_SIGNAL: libkqueue blocks a"
+          .. " watched signal on the registering thread and leaves it blocked; it does not "
+          .. "restore the mask")
+      end
       local before = util.sigblk()
       local function scoped()
         local k = assert(sel.kqueue())
