@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 
 LUAS="lua5.1 lua5.2 lua5.3 lua5.4 luajit"
-PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-socket lua-posix lua-check lua-ldoc lua-discount gcc make git curl ca-certificates"
+PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-socket lua-posix lua-check lua-ldoc lua-discount gcc make git curl ca-certificates rustc-web cargo-web rust-web-src cmake"
 
 say() { printf '== %s\n' "$*"; }
 
@@ -108,6 +108,31 @@ test_all() {
   p=$(printf '%s\n' "$out" | grep -c '^ok ' || true)
   q=$(printf '%s\n' "$out" | grep -c '^not ok ' || true)
   echo "$p of $((p + q)) luarocks checks ok"
+  if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
+  add "$p" "$q"
+
+  say "cross type-check for FreeBSD, macOS (arm64, x86-64), OpenBSD, NetBSD x lua54, lua51, luajit (scripts/cross-check.sh)"
+  rc=0
+  out=$(scripts/cross-check.sh 2>&1) || rc=$?
+  printf '%s\n' "$out"
+  p=$(printf '%s\n' "$out" | grep -c '^ok ' || true)
+  q=$(printf '%s\n' "$out" | grep -c '^not ok ' || true)
+  if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
+  add "$p" "$q"
+
+  say "native kqueue backend on libkqueue, Lua 5.4 and LuaJIT (scripts/test-libkqueue.sh)"
+  rc=0
+  out=$(scripts/test-libkqueue.sh 2>&1) || rc=$?
+  # Failures, skips of the whole check, and each known difference of libkqueue.
+  printf '%s\n' "$out" | grep -E '^(not ok|skip|#)|# SKIP' || true
+  p=$(printf '%s\n' "$out" | grep -c '^ok ' || true)
+  q=$(printf '%s\n' "$out" | grep -c '^not ok ' || true)
+  k=$(printf '%s\n' "$out" | grep -c '# SKIP' || true)
+  if printf '%s\n' "$out" | grep -q '^skip '; then
+    echo "libkqueue check skipped (see above): not counted"
+  else
+    echo "$p of $((p + q)) libkqueue checks ok; $k of them pending with the reason listed above (a known difference of libkqueue, or of the emulation from native kqueue, or a missing test dependency)"
+  fi
   if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
   add "$p" "$q"
 

@@ -3,7 +3,8 @@
 -- From a checkout, build and install with (any of 5.1, 5.2, 5.3, 5.4):
 --   luarocks --lua-version 5.4 make rockspec/lua-select-scm-1.rockspec
 -- The native part is Rust (mlua + libc): cargo must be on PATH. Nothing is
--- fetched from a rocks server. The build asks the interpreter luarocks targets,
+-- fetched from a rocks server. On macOS cargo builds libselect.dylib, which
+-- build-so.sh installs as select.so. The build asks the interpreter luarocks targets,
 -- $(LUA), which Lua it is and builds for that version (see scripts/build-so.sh).
 --
 -- `source.url` is only read by `luarocks pack`, `install` and `build` of this
@@ -21,16 +22,17 @@ source = {
 description = {
   summary = "Python's select module for Lua: select, poll, epoll, kqueue/kevent and selectors",
   detailed = [[
-select.select, select.poll and select.epoll with Python's names, arguments, time
-units and constants; select.kqueue/select.kevent emulated on Linux on top of epoll;
-and require "select.selectors", a port of Python's selectors module.
+select.select, select.poll, select.epoll (Linux) and select.kqueue/select.kevent
+with Python's names, arguments, time units and constants: kqueue is the kernel's
+own on macOS and the BSDs and emulated on Linux on top of epoll; and
+require "select.selectors", a port of Python's selectors module.
 Errors from system calls are returned as nil, message, errno.
 ]],
   license = "MIT",
   labels = { "select", "poll", "epoll", "kqueue", "io", "event" },
 }
 
-supported_platforms = { "linux" }
+supported_platforms = { "linux", "macosx", "freebsd", "openbsd", "netbsd" }
 
 dependencies = {
   "lua >= 5.1, < 5.5",

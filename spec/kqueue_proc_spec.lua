@@ -113,6 +113,10 @@ describe("KQ_FILTER_PROC", function()
   end)
 
   it("reports the exit of a process that is not our child, with data 0", function()
+    if util.on_libkqueue then
+      pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_PROC: only direct children"
+        .. " of the process can be watched")
+    end
     -- A grandchild: the popen shell's own child, which prints its pid.
     local p, pid = util.spawn("sh -c 'echo $$; sleep 0.2; exit 3'")
     local grandchild = tonumber(p:read("*l"))
@@ -168,6 +172,11 @@ describe("KQ_FILTER_PROC", function()
   end)
 
   it("refuses NOTE_FORK, NOTE_EXEC and NOTE_TRACK with ENOTSUP (95)", function()
+    if util.on_libkqueue then
+      pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_PROC: only NOTE_EXIT is "
+        .. "supported; other notes are accepted and never fire, and refused changes' error "
+        .. "entries are dropped (src/common/kevent.c)")
+    end
     local me = util.pid()
     local notes = { NOTE_FORK, NOTE_EXEC, NOTE_EXIT + NOTE_TRACK }
     local changes = {}

@@ -65,6 +65,9 @@ describe("KQ_FILTER_SIGNAL", function()
 
   before_each(function()
     kq = assert(sel.kqueue())
+    -- libkqueue leaves a watched signal blocked on the registering thread
+    -- (its BUGS.md, Linux, EVFILT_SIGNAL): the mask is not ours to check there.
+    if util.on_libkqueue then return end
     assert.is_false(util.sig_in_mask(SIGUSR1), "SIGUSR1 blocked before the test")
     assert.is_false(util.sig_in_mask(SIGUSR2), "SIGUSR2 blocked before the test")
   end)
@@ -92,6 +95,11 @@ describe("KQ_FILTER_SIGNAL", function()
   end)
 
   it("counts every delivery since the last report (SIGUSR1 and SIGUSR2 apart)", function()
+    if util.on_libkqueue then
+      pending("known difference of libkqueue: its signalfd is read by a dispatch thread of its "
+        .. "own, and Linux merges identical standard signals that are pending at once, so the "
+        .. "count of three quick SIGUSR1 is 2 or 3 (seen here, intermittently)")
+    end
     watch(kq, SIGUSR1)
     watch(kq, SIGUSR2)
     -- Disabled, the registration still counts what the queue reads.
@@ -111,6 +119,11 @@ describe("KQ_FILTER_SIGNAL", function()
   end)
 
   it("lets two kqueues both see one signal", function()
+    if util.on_libkqueue then
+      pending("known difference of libkqueue: libkqueue reads signals from one signalfd per "
+        .. "signal: the first queue to look consumes the delivery (seen here; native kqueue "
+        .. "records it in every queue)")
+    end
     local kq2 = assert(sel.kqueue())
     watch(kq, SIGUSR2, "first")
     watch(kq2, SIGUSR2, "second")
@@ -135,6 +148,10 @@ describe("KQ_FILTER_SIGNAL", function()
   end)
 
   it("makes the kqueue's own descriptor readable when a watched signal arrives", function()
+    if util.on_libkqueue then
+      pending("known difference of libkqueue: libkqueue's queue descriptor does not become "
+        .. "readable when events are pending")
+    end
     watch(kq, SIGUSR1)
     local r = sel.select({ kq:fileno() }, nil, nil, 0)
     assert.are.equal(0, #r)
@@ -145,6 +162,11 @@ describe("KQ_FILTER_SIGNAL", function()
   end)
 
   it("refuses SIGKILL and SIGSTOP (and non-signals) with EV_ERROR and EINVAL", function()
+    if util.on_libkqueue then
+      pending("known difference of libkqueue: libkqueue drops the error entries of a call whose"
+        .. " wait then times out with no event (src/common/kevent.c returns the wait's 0), "
+        .. "so refused changes go unreported")
+    end
     local bad = { SIGKILL, SIGSTOP, 0, 65 }
     local changes = {}
     for i, signo in ipairs(bad) do
@@ -176,6 +198,11 @@ describe("KQ_FILTER_SIGNAL", function()
 
   describe("blocked-signal mask (SigBlk in /proc/self/status)", function()
     it("blocks a watched signal and unblocks it on EV_DELETE", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_SIGNAL: libkqueue blocks a"
+          .. " watched signal on the registering thread and leaves it blocked; it does not "
+          .. "restore the mask")
+      end
       local before = util.sigblk()
       watch(kq, SIGUSR1)
       assert.is_true(util.sig_in_mask(SIGUSR1))
@@ -185,6 +212,11 @@ describe("KQ_FILTER_SIGNAL", function()
     end)
 
     it("keeps it blocked until the last kqueue watching it lets go", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_SIGNAL: libkqueue blocks a"
+          .. " watched signal on the registering thread and leaves it blocked; it does not "
+          .. "restore the mask")
+      end
       local before = util.sigblk()
       local kq2 = assert(sel.kqueue())
       watch(kq, SIGUSR1)
@@ -196,6 +228,11 @@ describe("KQ_FILTER_SIGNAL", function()
     end)
 
     it("unblocks it when the kqueue is closed", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_SIGNAL: libkqueue blocks a"
+          .. " watched signal on the registering thread and leaves it blocked; it does not "
+          .. "restore the mask")
+      end
       local before = util.sigblk()
       watch(kq, SIGUSR1)
       watch(kq, SIGUSR2)
@@ -204,6 +241,11 @@ describe("KQ_FILTER_SIGNAL", function()
     end)
 
     it("unblocks it when the kqueue is garbage-collected", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_SIGNAL: libkqueue blocks a"
+          .. " watched signal on the registering thread and leaves it blocked; it does not "
+          .. "restore the mask")
+      end
       local before = util.sigblk()
       local function scoped()
         local k = assert(sel.kqueue())
@@ -265,6 +307,11 @@ print("SIGUSR2 did not kill the process")
     }
     for _, how in ipairs({ "EV_DELETE", "close", "garbage collection" }) do
       it("is back after " .. how .. ", and a pending signal is not acted on", function()
+        if util.on_libkqueue then
+          pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_SIGNAL: libkqueue blocks a"
+            .. " watched signal on the registering thread and leaves it blocked; it does not "
+            .. "restore the mask")
+        end
         local out, status = util.run_lua_status(script(releases[how]))
         assert.matches("the pending signal was consumed", out, 1, true)
         assert.is_nil(out:find("did not kill", 1, true), out)
@@ -307,6 +354,10 @@ print("SIGUSR2 did not kill the process")
     }
     for _, how in ipairs({ "EV_DELETE", "close" }) do
       it("does not run while the signal is watched, and runs again after " .. how, function()
+        if util.on_libkqueue then
+          pending("known difference of libkqueue: BUGS.md, Linux, EVFILT_SIGNAL: libkqueue blocks a "
+            .. "watched signal on the registering thread and leaves it blocked, so the handler cannot run")
+        end
         local k = assert(sel.kqueue())
         kill("USR2")
         assert.are.equal(1, settle(1), "the handler works before")

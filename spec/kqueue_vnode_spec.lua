@@ -117,12 +117,21 @@ describe("KQ_FILTER_VNODE", function()
     end)
 
     it("makes the kqueue's descriptor readable", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: libkqueue's queue descriptor does not become "
+          .. "readable when events are pending")
+      end
       assert.are.equal(0, #sel.select({ kq:fileno() }, nil, nil, 0))
       w:write("x")
       assert.are.equal(1, #sel.select({ kq:fileno() }, nil, nil, 1))
     end)
 
     it("truncation: ATTRIB (and WRITE)", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: libkqueue's EVFILT_VNODE maps inotify events onto"
+          .. " notes differently (extra ATTRIB/LINK/WRITE notes, seen here; not in its "
+          .. "BUGS.md)")
+      end
       w:write("hello\n")
       notes()
       assert(io.open(path, "w")):close() -- O_TRUNC
@@ -135,6 +144,11 @@ describe("KQ_FILTER_VNODE", function()
     end)
 
     it("a new hard link, and the unlink of another link: LINK", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: libkqueue's EVFILT_VNODE maps inotify events onto"
+          .. " notes differently (extra ATTRIB/LINK/WRITE notes, seen here; not in its "
+          .. "BUGS.md)")
+      end
       sh("ln " .. path .. " " .. path .. ".2")
       assert.are.equal("LINK", notes())
       assert(os.remove(path .. ".2"))
@@ -150,6 +164,11 @@ describe("KQ_FILTER_VNODE", function()
     end)
 
     it("unlink of the last link: DELETE", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: libkqueue's EVFILT_VNODE maps inotify events onto"
+          .. " notes differently (extra ATTRIB/LINK/WRITE notes, seen here; not in its "
+          .. "BUGS.md)")
+      end
       assert(os.remove(path))
       assert.are.equal("DELETE", notes())
     end)
@@ -163,6 +182,11 @@ describe("KQ_FILTER_VNODE", function()
     end)
 
     it("a write and the unlink before the queue looks: WRITE|EXTEND and DELETE", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: libkqueue's EVFILT_VNODE maps inotify events onto"
+          .. " notes differently (extra ATTRIB/LINK/WRITE notes, seen here; not in its "
+          .. "BUGS.md)")
+      end
       w:write("last words")
       assert(os.remove(path))
       assert.are.equal("DELETE|WRITE|EXTEND", notes())
@@ -178,6 +202,10 @@ describe("KQ_FILTER_VNODE", function()
     end)
 
     it("holds notes back while disabled and reports them on EV_ENABLE", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: libkqueue drops VNODE notes that arrive while the"
+          .. " registration is disabled (seen here; not in its BUGS.md)")
+      end
       watch(r, ALL, DISABLE)
       w:write("abc")
       assert.are.equal("none", notes())
@@ -193,6 +221,10 @@ describe("KQ_FILTER_VNODE", function()
     end)
 
     it("a closed descriptor takes its registration with it", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: BUGS.md, Linux: a descriptor closed outside "
+          .. "kqueue leaves libkqueue's state behind (its registration lives on)")
+      end
       local fd = fd_of(r)
       r:close()
       w:write("after the close")
@@ -204,6 +236,10 @@ describe("KQ_FILTER_VNODE", function()
     end)
 
     it("a descriptor number reused by another file does not inherit it", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: BUGS.md, Linux: a descriptor closed outside "
+          .. "kqueue leaves libkqueue's state behind (its registration lives on)")
+      end
       local fd = fd_of(r)
       r:close()
       -- Open files until one gets the freed number (the lowest free one).
@@ -273,6 +309,11 @@ describe("KQ_FILTER_VNODE", function()
     end)
 
     it("writing to or chmod of a file inside is no change of the directory", function()
+      if util.on_libkqueue then
+        pending("known difference of libkqueue: libkqueue's EVFILT_VNODE maps inotify events onto"
+          .. " notes differently (extra ATTRIB/LINK/WRITE notes, seen here; not in its "
+          .. "BUGS.md)")
+      end
       util.write_file(dir .. "/x", "")
       notes()
       util.write_file(dir .. "/x", "more")
@@ -304,6 +345,11 @@ describe("KQ_FILTER_VNODE", function()
   end)
 
   it("10,000 add/delete cycles leave the descriptor count where it started", function()
+    if util.on_libkqueue then
+      pending("known difference of libkqueue: with libkqueue the process runs out of "
+        .. "descriptors within 10,000 VNODE add/delete cycles: libkqueue's own (the native "
+        .. "backend opens none per registration)")
+    end
     local f = assert(io.open(dir .. "/f", "w"))
     local d = assert(io.open(dir, "r"))
     local add = { sel.kevent(f, VNODE, ADD, ALL), sel.kevent(d, VNODE, ADD, ALL) }

@@ -17,7 +17,8 @@ local CLASSES = {
   { name = "DefaultSelector", reports_closed = false, checks_fd = true, regular_file = 1, fileno = true },
   { name = "SelectSelector", reports_closed = true, checks_fd = false, regular_file = "ready" },
   { name = "PollSelector", reports_closed = true, checks_fd = false, regular_file = "ready" },
-  { name = "EpollSelector", reports_closed = false, checks_fd = true, regular_file = 1, fileno = true },
+  { name = "EpollSelector", reports_closed = false, checks_fd = true, regular_file = 1, fileno = true,
+    needs = "epoll" },
   { name = "KqueueSelector", reports_closed = false, checks_fd = true, regular_file = "ready", fileno = true,
     needs = "kqueue" },
 }
@@ -70,18 +71,37 @@ describe("select.selectors", function()
     assert.are.equal(2, selectors.EVENT_WRITE)
   end)
 
-  it("picks epoll as the default selector on Linux", function()
-    assert.are.equal(selectors.EpollSelector, selectors.DefaultSelector)
+  it("picks epoll as the default selector where there is one (Linux), else kqueue", function()
+    local best = native.epoll and "EpollSelector" or "KqueueSelector"
+    assert.are.equal(selectors[best], selectors.DefaultSelector)
     local s = selectors.DefaultSelector()
-    assert.are.equal(selectors.EpollSelector, getmetatable(s))
-    assert.matches("^selectors%.EpollSelector: ", tostring(s))
+    assert.are.equal(selectors[best], getmetatable(s))
+    assert.matches("^selectors%." .. best .. ": ", tostring(s))
     s:close()
+  end)
+
+  it("follows Python's order without epoll (macOS, the BSDs): kqueue, then poll", function()
+    local function load_without(...)
+      local fake = setmetatable({}, { __index = native })
+      for _, name in ipairs({ ... }) do fake[name] = false end
+      local saved, mod = package.loaded["select"], package.loaded["select.selectors"]
+      package.loaded["select"], package.loaded["select.selectors"] = fake, nil
+      local ok, loaded = pcall(require, "select.selectors")
+      package.loaded["select"], package.loaded["select.selectors"] = saved, mod
+      assert(ok, loaded)
+      return loaded
+    end
+    local s = load_without("epoll")
+    assert.is_nil(s.EpollSelector)
+    assert.are.equal(s.KqueueSelector, s.DefaultSelector)
+    s = load_without("epoll", "kqueue")
+    assert.are.equal(s.PollSelector, s.DefaultSelector)
   end)
 
   it("has every class of Python's selectors", function()
     assert.is_not_nil(selectors.SelectSelector)
     assert.is_not_nil(selectors.PollSelector)
-    assert.is_not_nil(selectors.EpollSelector)
+    assert.are.equal(native.epoll ~= nil, selectors.EpollSelector ~= nil)
     assert.are.equal(native.kqueue ~= nil, selectors.KqueueSelector ~= nil)
   end)
 
@@ -734,6 +754,10 @@ describe("select.selectors", function()
       -- many descriptors ------------------------------------------------------
 
       it("handles more than FD_SETSIZE descriptors", function()
+        if class.name == "KqueueSelector" and tu.on_libkqueue then
+          pending("known difference of libkqueue: libkqueue returns at most 512 events per kevent "
+            .. "call (MAX_KEVENT, src/common/private.h)")
+        end
         if not many then many, close_many = tu.tcp_pairs(MANY) end
         local highest = 0
         for _, p in ipairs(many) do

@@ -441,4 +441,11 @@ function M.sorted(t)
   return t
 end
 
+--- True when the specs run against the native kqueue backend linked with
+-- libkqueue on Linux (scripts/test-libkqueue.sh sets SELECT_TEST_LIBKQUEUE).
+-- A test that meets a known difference of libkqueue from FreeBSD's kqueue
+-- (or where the emulation's behaviour is not the kernels') then calls
+-- busted's `pending` with the reason: shown and counted, never dropped.
+M.on_libkqueue = os.getenv("SELECT_TEST_LIBKQUEUE") ~= nil
+
 return M

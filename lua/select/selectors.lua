@@ -5,7 +5,8 @@
 -- It is built on the `select` module: `SelectSelector` uses `select.select`,
 -- `PollSelector` uses `select.poll`, `EpollSelector` uses `select.epoll` and
 -- `KqueueSelector` uses `select.kqueue`. `DefaultSelector` is the best of them
--- available here (epoll, then kqueue, then poll, then select).
+-- available here, in Python's order: epoll (Linux), then kqueue (macOS, the
+-- BSDs, and the emulation on Linux), then poll, then select.
 --
 -- A file object is any of:
 --

@@ -13,12 +13,46 @@ pub mod deadline;
 pub mod error;
 pub mod fdhash;
 pub mod fdmap;
+pub mod fork;
+pub mod kevent;
 pub mod pollset;
 pub mod select;
+#[cfg(target_os = "macos")]
+mod select_darwin;
 
+/// epoll and the kqueue emulation (Linux only).
 #[cfg(target_os = "linux")]
-mod linux;
+pub mod linux;
 #[cfg(target_os = "linux")]
-pub use linux::{epoll, kqueue};
+pub use linux::epoll;
+#[cfg(all(target_os = "linux", not(feature = "native-kqueue")))]
+pub use linux::kqueue;
+
+/// The kernel's kqueue (the BSDs and macOS; libkqueue on Linux).
+#[cfg(any(
+    target_os = "macos",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    feature = "native-kqueue"
+))]
+pub mod bsd;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    feature = "native-kqueue"
+))]
+pub use bsd::kqueue;
 #[cfg(test)]
 pub(crate) mod testutil;
+
+/// The native backend's token bookkeeping is portable Rust: its unit tests
+/// run on Linux too, against libkqueue's (FreeBSD's) constants.
+#[cfg(all(test, target_os = "linux", not(feature = "native-kqueue")))]
+#[path = "bsd/kqueue"]
+mod native_tokens {
+    mod consts;
+    mod tokens;
+}

@@ -118,6 +118,19 @@ pub(crate) fn sys_poll(fds: &mut [libc::pollfd], deadline: Deadline) -> OsResult
             // the kernel may write revents into.
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }
         }
+        // macOS has no ppoll(2): milliseconds, rounded up.
+        #[cfg(target_os = "macos")]
+        Deadline::At(_) => {
+            // SAFETY: as above.
+            unsafe {
+                libc::poll(
+                    fds.as_mut_ptr(),
+                    fds.len() as libc::nfds_t,
+                    deadline.remaining_ms(),
+                )
+            }
+        }
+        #[cfg(not(target_os = "macos"))]
         Deadline::At(_) => {
             let ts = deadline.remaining_timespec();
             let tsp = ts

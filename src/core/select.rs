@@ -1,11 +1,16 @@
 //! `select.select` built on `poll(2)`, so that any descriptor number works:
-//! there is no `FD_SETSIZE` (1024) limit as with `select(2)`.
+//! there is no `FD_SETSIZE` (1024) limit as with `select(2)`. On macOS, whose
+//! poll(2) rejects terminals and devices, on select(2) with sets sized to the
+//! highest descriptor instead (select_darwin.rs).
 
 use std::os::fd::RawFd;
 
 use super::deadline::{retry_eintr, Deadline};
 use super::error::{OsError, OsResult};
+#[cfg(not(target_os = "macos"))]
 use super::pollset::sys_poll;
+#[cfg(target_os = "macos")]
+use super::select_darwin::sys_select as sys_poll;
 
 /// Which of the three lists an entry came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

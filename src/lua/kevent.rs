@@ -8,6 +8,7 @@ use std::ffi::c_int;
 use super::class::{tag, ClassSpec, OPEN_MT};
 use super::fdarg::{to_fd, NotFd};
 use super::stack::{arg_error, cfn, ret, upvalue, Error, Kind, Lua, Num, Raw, Ret};
+use crate::core::kevent::{Filter, Flags};
 use crate::core::kqueue::{KEvent, EV_ADD, FILTER_READ};
 
 #[derive(Clone, Copy)]
@@ -39,8 +40,8 @@ const FIELD_KEYS: [&std::ffi::CStr; 6] =
 /// Valid range of each integer field (ident, filter, flags, fflags, data).
 const RANGES: [(i64, i64); 5] = [
     (0, i64::MAX),
-    (i16::MIN as i64, i16::MAX as i64),
-    (0, u16::MAX as i64),
+    (Filter::MIN as i64, Filter::MAX as i64),
+    (0, Flags::MAX as i64),
     (0, u32::MAX as i64),
     (i64::MIN, i64::MAX),
 ];
@@ -100,8 +101,8 @@ fn field_arg(lua: &mut Lua, i: c_int, k: usize, arg: c_int) -> Result<i64, Error
 fn set_field(ev: &mut KEvent, k: usize, v: i64) {
     match k {
         0 => ev.ident = v as u64,
-        1 => ev.filter = v as i16,
-        2 => ev.flags = v as u16,
+        1 => ev.filter = v as Filter,
+        2 => ev.flags = v as Flags,
         3 => ev.fflags = v as u32,
         _ => ev.data = v,
     }
@@ -348,7 +349,7 @@ fn newindex(lua: &mut Lua) -> Ret {
     ret(0)
 }
 
-fn key(ev: &KEvent) -> (u64, i16, u16, u32, i64) {
+fn key(ev: &KEvent) -> (u64, Filter, Flags, u32, i64) {
     (ev.ident, ev.filter, ev.flags, ev.fflags, ev.data)
 }
 

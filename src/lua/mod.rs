@@ -6,6 +6,7 @@ mod args;
 mod class;
 mod compat;
 mod consts;
+#[cfg(target_os = "linux")]
 mod epoll;
 mod fdarg;
 mod fileno;
@@ -66,16 +67,19 @@ fn open_step(lua: &mut Raw, (): ()) -> c_int {
     lua.pop(2);
 
     // select.epoll and select.kqueue are callable tables: select.epoll()
-    // creates, select.epoll.fromfd(fd) wraps.
-    push_class(lua, &epoll::CLASS, None);
-    callable(
-        lua,
-        &[(c"fromfd", cfn(epoll::fromfd))],
-        cfn(epoll::new),
-        None,
-    );
-    lua.raw_set_field(module, c"epoll");
-    lua.pop(2);
+    // creates, select.epoll.fromfd(fd) wraps. No epoll where the OS has none.
+    #[cfg(target_os = "linux")]
+    {
+        push_class(lua, &epoll::CLASS, None);
+        callable(
+            lua,
+            &[(c"fromfd", cfn(epoll::fromfd))],
+            cfn(epoll::new),
+            None,
+        );
+        lua.raw_set_field(module, c"epoll");
+        lua.pop(2);
+    }
 
     push_class(lua, &kevent::CLASS, None);
     class::push_type_fn(lua, cfn(kevent::new), -2, -1, None);

@@ -76,6 +76,7 @@ pub fn seconds(
 
 /// A timeout in seconds that the call turns into milliseconds (`epoll.poll`):
 /// rounded up, and at most `INT_MAX` ms as in Python.
+#[cfg(target_os = "linux")]
 pub fn seconds_as_ms(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Deadline, Error> {
     let Some(t) = number(lua, i, func, arg)? else {
         return Ok(Deadline::Forever);

@@ -27,7 +27,6 @@ mod consts;
 mod ctx;
 mod fdtable;
 mod filter;
-mod fork;
 mod proc;
 mod read;
 mod registry;
@@ -53,19 +52,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::core::deadline::Deadline;
 use crate::core::error::{OsError, OsResult};
+use crate::core::fork;
+pub use crate::core::kevent::KEvent;
 use registry::Registry;
-
-/// One change or event, field for field FreeBSD's `struct kevent` (udata is
-/// an opaque token chosen by the caller; 0 means none).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct KEvent {
-    pub ident: u64,
-    pub filter: i16,
-    pub flags: u16,
-    pub fflags: u32,
-    pub data: i64,
-    pub udata: u64,
-}
 
 /// The state every handle on one queue shares.
 struct Shared {

@@ -1,7 +1,8 @@
 //! Fork detection: a kqueue inherited through fork() shares its epoll set,
-//! inotify instance and eventfds with the parent, so using it (or even
-//! tearing it down) would corrupt the parent's queue. BSD does not inherit
-//! kqueues at all; here an inherited one is marked unusable.
+//! inotify instance and eventfds with the parent (Linux emulation), so using
+//! it (or even tearing it down) would corrupt the parent's queue. BSD does not
+//! inherit kqueues at all, so there the descriptor number may name something
+//! else in the child. Either way an inherited queue is marked unusable.
 //!
 //! A pthread_atfork child handler bumps a generation counter; a queue made
 //! in an earlier generation is in a forked child. That costs one atomic load
