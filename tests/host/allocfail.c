@@ -77,6 +77,22 @@ static struct {
   char where[160];
 } B;
 
+/* Where the first injected failure happened: the innermost frames (C
+ * function name, workload line), read without allocating. */
+static lua_State *current;
+static char fail_where[200];
+
+static void note_where(void) {
+  lua_Debug ar;
+  size_t len = 0;
+  fail_where[0] = 0;
+  for (int level = 0; current && level < 4 && len < sizeof fail_where - 40; level++) {
+    if (!lua_getstack(current, level, &ar) || !lua_getinfo(current, "Snl", &ar)) break;
+    len += snprintf(fail_where + len, sizeof fail_where - len, "%s%s:%s:%d", level ? " < " : "",
+                    ar.what, ar.name ? ar.name : "?", ar.currentline);
+  }
+}
+
 static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   (void)ud;
   size_t old = ptr ? osize : 0;
@@ -90,10 +106,12 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (A.mode == MODE_ALLOC) {
       if (A.fail_at > 0 && A.count >= A.fail_at) A.failing = 1;
       if (A.failing) {
+        if (!A.injected) note_where();
         A.injected = 1;
         return NULL;
       }
     } else if (A.count == A.fail_at) {
+      note_where();
       A.fire = 1;
     }
   }
@@ -181,11 +199,12 @@ static int h_write(lua_State *L) {
 
 /* ---- finalizer bombs -------------------------------------------------- */
 
-static int in_select_so(lua_CFunction f) {
+/* The file name of the shared object holding f ("" if unknown). */
+static const char *object_of(lua_CFunction f) {
   Dl_info info;
-  if (!f || !dladdr((void *)f, &info) || !info.dli_fname) return 0;
+  if (!f || !dladdr((void *)f, &info) || !info.dli_fname) return "";
   const char *slash = strrchr(info.dli_fname, '/');
-  return strcmp(slash ? slash + 1 : info.dli_fname, "select.so") == 0;
+  return slash ? slash + 1 : info.dli_fname;
 }
 
 static void make_bomb(lua_State *L);
@@ -208,10 +227,10 @@ static int bomb_gc(lua_State *L) {
   if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Snlf", &ar)) {
     lua_CFunction f = lua_iscfunction(L, -1) ? lua_tocfunction(L, -1) : NULL;
     lua_pop(L, 1);
-    B.in_module = in_select_so(f);
-    snprintf(B.where, sizeof B.where, "%s %s%s",
-             B.in_module ? "select.so" : ar.what, ar.name ? ar.name : "?",
-             B.in_module ? "" : "");
+    const char *obj = object_of(f);
+    B.in_module = strcmp(obj, "select.so") == 0;
+    snprintf(B.where, sizeof B.where, "%s %s%s%s", ar.what, ar.name ? ar.name : "?",
+             *obj ? " in " : "", obj);
   }
   return luaL_error(L, "injected finalizer error");
 }
@@ -302,13 +321,10 @@ static int run(long n, int mode, long *allocs, char *msg, size_t msglen) {
      * allocation points of the module; one bomb waiting at all times. */
     make_bomb(L);
     lua_pop(L, 1);
-#if LUA_VERSION_NUM >= 504
-    lua_gc(L, LUA_GCINC, 0, 400, 0);
-#else
     lua_gc(L, LUA_GCSETPAUSE, 0);
     lua_gc(L, LUA_GCSETSTEPMUL, 400);
-#endif
   }
+  current = L;
   A.armed = 1;
   int rc = lua_pcall(L, 0, 0, -2);
   A.armed = 0;
@@ -336,6 +352,7 @@ static int run(long n, int mode, long *allocs, char *msg, size_t msglen) {
     snprintf(msg, msglen, "an allocation failed but the run succeeded");
     result = RUN_BAD;
   }
+  current = NULL;
   lua_close(L);
   close_tracked();
   if (A.in_use != 0) {
@@ -414,13 +431,13 @@ int main(int argc, char **argv) {
     if (r == RUN_ERR) errors++;
     if (r == RUN_BAD) {
       bad++;
-      printf("FAIL %s %s N=%ld: %s\n", HOST_LUA, mname, n, msg);
+      printf("FAIL %s %s N=%ld: %s (injected at %s)\n", HOST_LUA, mname, n, msg,
+             A.injected || mode == MODE_GC ? fail_where : "-");
     } else if (verbose) {
-      printf("%s %s N=%ld: %s%s%s%s\n", HOST_LUA, mname, n,
-             r == RUN_OK ? "success" : "error: ", msg,
-             B.fired ? (B.in_module ? " [finalizer raised in " : " [finalizer raised in ") : "",
-             B.fired ? B.where : "");
-      if (B.fired) printf("]\n");
+      printf("%s %s N=%ld: %s%s (injected at %s)%s%s%s\n", HOST_LUA, mname, n,
+             r == RUN_OK ? "success" : "error: ", msg, fail_where,
+             B.fired ? " [finalizer raised in " : "", B.fired ? B.where : "",
+             B.fired ? "]" : "");
     }
     fflush(stdout);
     if (only) break;
