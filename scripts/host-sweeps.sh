@@ -46,9 +46,9 @@ flags_of() {
 }
 
 build_host() { # lua source binary
-  f=$(flags_of "$1")
-  cflags=${f%% -- *}
-  libs=${f#* -- }
+  bh_flags=$(flags_of "$1")
+  cflags=${bh_flags%% -- *}
+  libs=${bh_flags#* -- }
   # shellcheck disable=SC2086
   gcc -std=gnu99 -O1 -g -Wall -Wextra $cflags -o "$3" "$2" $libs -ldl -lpthread
 }
@@ -188,8 +188,10 @@ for lua in "$@"; do
 done
 
 if [ -z "${N:-}" ] && [ -f tests/host/threads.c ] && [ "${THREADS:-1}" = 1 ]; then
-  lua=lua5.4 f=lua54
-  for a in "$@"; do lua=$a; f=$(feature_of "$a"); break; done
+  # lua5.4 when it is among those asked for, else the first one
+  lua=$1
+  for a in "$@"; do [ "$a" = lua5.4 ] && lua=$a; done
+  f=$(feature_of "$lua")
   if build_host "$lua" tests/host/threads.c "$out/threads-$lua" 2> "$tmp/cc"; then
     vglog="$tmp/vg-threads.log"
     rc=0

@@ -380,10 +380,12 @@ static int run(long n, int mode, long *allocs, char *msg, size_t msglen) {
   if (mode == MODE_GC) {
     /* A GC step at every allocation check, so that finalizers run at the
      * allocation points of the module; one bomb waiting at all times. */
-    make_bomb(L);
-    lua_pop(L, 1);
     lua_gc(L, LUA_GCSETPAUSE, 0);
     lua_gc(L, LUA_GCSETSTEPMUL, 2000);
+    /* A full cycle makes the new pause count (the next threshold is 0). */
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    make_bomb(L);
+    lua_pop(L, 1);
   }
   current = L;
   A.armed = 1;

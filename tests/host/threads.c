@@ -92,7 +92,11 @@ static void *worker_main(void *arg) {
   lua_pop(w->L, 1);
   lua_pushinteger(w->L, SIGUSR1);
   lua_setglobal(w->L, "SIGUSR1");
-  lua_do(w, "S = require 'select'");
+  if (lua_do(w, "S = require 'select'") == -2) {
+    for (char *p = w->err; *p; p++)
+      if (*p == '\n') *p = ' ';
+    printf("# %s: %s\n", w->name, w->err);
+  }
   for (;;) {
     pthread_mutex_lock(&w->mu);
     while (w->cmd == C_NONE) pthread_cond_wait(&w->cv, &w->mu);
