@@ -24,7 +24,7 @@
  *                 allocating call; Lua 5.4 turns it into a warning.
  *
  * Usage: allocfail [--mode alloc|gc] [--cpath P] [--lpath P] [--n K]
- *                  [--from K] [--to K] [--stride K] [--fork] [--verbose]
+ *                  [--from K] [--to K] [--stride K] [--skip FILE] [--fork] [--verbose]
  *                  WORKLOAD.lua
  * Every run prints nothing unless it fails or --verbose is given; before each
  * run the host writes "run N" to the file named by $ALLOCFAIL_PROGRESS (if
@@ -433,6 +433,33 @@ static int run(long n, int mode, long *allocs, char *msg, size_t msglen) {
 static int use_fork;
 static int crashed;
 
+/* --skip FILE: failure points not to run (one N per line), e.g. those that
+ * crashed in a forked sweep, so that a run under valgrind is one process. */
+static long *skips;
+static size_t nskips;
+
+static void read_skips(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  long n;
+  size_t cap = 0;
+  while (fscanf(f, "%ld", &n) == 1) {
+    if (nskips == cap) {
+      cap = cap ? cap * 2 : 64;
+      skips = realloc(skips, cap * sizeof *skips);
+      if (!skips) exit(2);
+    }
+    skips[nskips++] = n;
+  }
+  fclose(f);
+}
+
+static int skipped(long n) {
+  for (size_t i = 0; i < nskips; i++)
+    if (skips[i] == n) return 1;
+  return 0;
+}
+
 /* One run, in a forked child with --fork: a crash of the run is then a
  * result of the loop (signal and place) instead of the end of the sweep. */
 static int do_run(long n, int mode, long *allocs) {
@@ -483,6 +510,8 @@ int main(int argc, char **argv) {
       to = atol(argv[++i]);
     } else if (!strcmp(a, "--stride") && i + 1 < argc) {
       stride = atol(argv[++i]);
+    } else if (!strcmp(a, "--skip") && i + 1 < argc) {
+      read_skips(argv[++i]);
     } else if (!strcmp(a, "--fork")) {
       use_fork = 1;
     } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
@@ -521,6 +550,7 @@ int main(int argc, char **argv) {
   long first = only ? only : from;
   for (long n = first;; n += stride) {
     if (to && n > to) break;
+    if (!only && skipped(n)) continue;
     if (progress) {
       FILE *f = fopen(progress, "w");
       if (f) {
