@@ -105,7 +105,7 @@ static lua_State *current;
 static const char *progress;
 static int verbose;
 
-static void note_where(void) {
+__attribute__((noinline)) static void note_where(void) {
   lua_Debug ar;
   size_t len = 0;
   fail_where[0] = 0;
@@ -247,7 +247,7 @@ static const char *object_of(lua_CFunction f) {
 
 static void make_bomb(lua_State *L);
 
-static int bomb_gc(lua_State *L) {
+__attribute__((noinline)) static int bomb_gc(lua_State *L) {
   if (!A.fire) {
     /* Keep one bomb waiting for the next cycle. */
     if (A.armed) {
@@ -262,7 +262,7 @@ static int bomb_gc(lua_State *L) {
   lua_Debug ar;
   B.in_module = 0;
   snprintf(B.where, sizeof B.where, "?");
-  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Snlf", &ar)) {
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Snf", &ar)) {
     lua_CFunction f = lua_iscfunction(L, -1) ? lua_tocfunction(L, -1) : NULL;
     lua_pop(L, 1);
     const char *obj = object_of(f);
