@@ -34,6 +34,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -119,6 +120,13 @@ __attribute__((noinline)) static void note_where(void) {
     else
       len += snprintf(fail_where + len, sizeof fail_where - len, "%s%s:%d", level ? " < " : "",
                       src, ar.currentline);
+  }
+  /* ALLOCFAIL_BACKTRACE=1: the C backtrace of the injection, on stderr. */
+  if (getenv("ALLOCFAIL_BACKTRACE")) {
+    void *frames[48];
+    int n = backtrace(frames, 48);
+    fprintf(stderr, "backtrace of the injection at %s:\n", fail_where);
+    backtrace_symbols_fd(frames, n, 2);
   }
   /* Written at once, so that a crash that follows can be located. */
   if (verbose) fprintf(stderr, "injected at %s\n", fail_where);
@@ -269,6 +277,12 @@ __attribute__((noinline)) static int bomb_gc(lua_State *L) {
     B.in_module = strcmp(obj, "select.so") == 0;
     snprintf(B.where, sizeof B.where, "%s %s%s%s", ar.what, ar.name ? ar.name : "?",
              *obj ? " in " : "", obj);
+  }
+  if (getenv("ALLOCFAIL_BACKTRACE")) {
+    void *frames[48];
+    int n = backtrace(frames, 48);
+    fprintf(stderr, "backtrace of the finalizer error (raised in %s):\n", B.where);
+    backtrace_symbols_fd(frames, n, 2);
   }
   if (progress) {
     FILE *pf = fopen(progress, "a");
