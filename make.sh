@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 
 LUAS="lua5.1 lua5.2 lua5.3 lua5.4 luajit"
-PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-socket lua-posix lua-check lua-ldoc lua-discount gcc make git curl ca-certificates rustc-web cargo-web rust-web-src cmake"
+PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-socket lua-posix lua-check lua-ldoc lua-discount gcc make git curl ca-certificates rustc-web cargo-web rust-web-src cmake pkg-config valgrind"
 
 say() { printf '== %s\n' "$*"; }
 
@@ -87,7 +87,7 @@ test_all() {
   say "cargo fmt --check"
   if cargo fmt --check >/dev/null 2>&1; then add 1 0; else cargo fmt --check 2>&1 | head -20; add 0 1; fi
   say "luacheck"
-  if luacheck -q lua spec examples bench 2>&1 | tail -20; then add 1 0; else add 0 1; fi
+  if luacheck -q lua spec examples bench tests/host 2>&1 | tail -20; then add 1 0; else add 0 1; fi
 
   build
   for lua in $LUAS; do
@@ -133,6 +133,17 @@ test_all() {
   else
     echo "$p of $((p + q)) libkqueue checks ok; $k of them pending with the reason listed above (a known difference of libkqueue, or of the emulation from native kqueue, or a missing test dependency)"
   fi
+  if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
+  add "$p" "$q"
+
+  say "allocation-failure and finalizer sweeps from a C host, two threads (scripts/host-sweeps.sh, VALGRIND=1)"
+  rc=0
+  out=$(VALGRIND=${VALGRIND:-1} scripts/host-sweeps.sh 2>&1) || rc=$?
+  printf '%s\n' "$out" | grep -vE '^(ok |# )' | head -80 || true
+  printf '%s\n' "$out" | grep -E '^ok .* sweep' || true
+  p=$(printf '%s\n' "$out" | grep -c '^ok ' || true)
+  q=$(printf '%s\n' "$out" | grep -c '^not ok ' || true)
+  echo "$p of $((p + q)) host checks ok"
   if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
   add "$p" "$q"
 

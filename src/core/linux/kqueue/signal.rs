@@ -9,12 +9,21 @@
 //! signal). Each queue watching signals also has the signalfd in its epoll set
 //! so that a wait wakes up when one arrives.
 //!
-//! A watched signal is blocked (pthread_sigmask, in the thread that adds the
-//! first registration) so that it is counted rather than acted on; when the
-//! last registration goes, pending instances are consumed and the signal is
-//! unblocked again if it was not blocked before. Signal masks are per thread:
-//! a process-directed signal still reaches any other thread that does not
-//! block it.
+//! A watched signal is blocked (pthread_sigmask) in every thread that adds a
+//! registration for it, so that it is counted rather than acted on. Signal
+//! masks are per thread, so the bookkeeping is too: each thread counts the
+//! registrations it added per signal and remembers which signals it blocked
+//! itself (those that were not blocked in it before). When a thread's last
+//! registration of a signal goes, pending instances are consumed and the
+//! signal is unblocked in that thread if it was the one that blocked it; a
+//! thread whose own code had blocked the signal keeps it blocked. When that
+//! last registration is dropped from another thread (a queue shared with
+//! `from_fd`), the mask of the owner cannot be changed from there: the owner
+//! unblocks it the next time it adds or drops a signal registration.
+//! A process-directed signal still reaches any thread that does not block
+//! it; a signal directed at one thread is read (and counted for every
+//! queue) only by a wait in that thread, as signalfd reads only the caller's
+//! own and the process's pending signals.
 //!
 //! Lock order: a queue's lock, then the hub's. The hub never takes a queue
 //! lock; it only bumps atomic counts and writes eventfds.
@@ -33,23 +42,122 @@ pub struct Sub {
     signo: libc::c_int,
     count: AtomicU64,
     notify: Arc<OwnedFd>,
+    /// The thread that added the registration (and blocked the signal).
+    owner: Arc<ThreadMask>,
 }
 
 struct Hub {
     fd: Option<OwnedFd>,
     subs: Vec<Arc<Sub>>,
-    /// Bit n-1 set: signal n was blocked by us and is unblocked at the end.
-    blocked_by_us: u64,
 }
 
 static HUB: Mutex<Hub> = Mutex::new(Hub {
     fd: None,
     subs: Vec::new(),
-    blocked_by_us: 0,
 });
 
+/// One thread's share of the signal masks: masks are per thread.
+#[derive(Default)]
+struct ThreadMask {
+    state: Mutex<MaskState>,
+}
+
+struct MaskState {
+    /// Registrations this thread added, per signal (index n-1).
+    watchers: [u32; 64],
+    /// Bit n-1 set: signal n was blocked in this thread by us and is
+    /// unblocked when the thread's last registration of it goes.
+    blocked_by_us: u64,
+    /// Bit n-1 set: the last registration went from another thread; this
+    /// thread unblocks signal n at its next subscribe or unsubscribe.
+    unblock_later: u64,
+}
+
+impl Default for MaskState {
+    fn default() -> Self {
+        MaskState {
+            watchers: [0; 64],
+            blocked_by_us: 0,
+            unblock_later: 0,
+        }
+    }
+}
+
+thread_local! {
+    static THIS_THREAD: Arc<ThreadMask> = Arc::new(ThreadMask::default());
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// This thread's mask record (None while the thread is being torn down).
+fn this_thread() -> Option<Arc<ThreadMask>> {
+    THIS_THREAD.try_with(Arc::clone).ok()
+}
+
+impl ThreadMask {
+    fn is_current(self: &Arc<Self>) -> bool {
+        this_thread().is_some_and(|me| Arc::ptr_eq(&me, self))
+    }
+
+    /// Unblocks, in the calling thread (which must own `self`), the signals
+    /// whose last registration was dropped from another thread.
+    fn settle(&self) {
+        let mut st = lock(&self.state);
+        let mut later = std::mem::take(&mut st.unblock_later);
+        drop(st);
+        while later != 0 {
+            let n = later.trailing_zeros() as libc::c_int + 1;
+            later &= later - 1;
+            let _ = set_thread_mask(libc::SIG_UNBLOCK, n);
+        }
+    }
+
+    /// Counts one more registration of `signo` in this (the calling) thread,
+    /// blocking the signal here on the first one.
+    fn enter(&self, signo: libc::c_int) -> OsResult<()> {
+        let i = (signo - 1) as usize;
+        let mut st = lock(&self.state);
+        if st.watchers[i] == 0 {
+            if st.unblock_later & bit(signo) != 0 {
+                // Still blocked by us: keep it so.
+                st.unblock_later &= !bit(signo);
+                st.blocked_by_us |= bit(signo);
+            } else {
+                let old = set_thread_mask(libc::SIG_BLOCK, signo)?;
+                // SAFETY: old is a valid sigset_t filled by pthread_sigmask.
+                if unsafe { libc::sigismember(&old, signo) } != 1 {
+                    st.blocked_by_us |= bit(signo);
+                }
+            }
+        }
+        st.watchers[i] += 1;
+        Ok(())
+    }
+
+    /// Counts one registration of `signo` fewer; on the thread's last one,
+    /// unblocks the signal if we blocked it (now when called from the owner
+    /// thread, else at the owner's next call).
+    fn leave(self: &Arc<Self>, signo: libc::c_int) {
+        let i = (signo - 1) as usize;
+        let mut st = lock(&self.state);
+        st.watchers[i] = st.watchers[i].saturating_sub(1);
+        if st.watchers[i] != 0 || st.blocked_by_us & bit(signo) == 0 {
+            return;
+        }
+        st.blocked_by_us &= !bit(signo);
+        drop(st);
+        if self.is_current() {
+            let _ = set_thread_mask(libc::SIG_UNBLOCK, signo);
+        } else {
+            lock(&self.state).unblock_later |= bit(signo);
+        }
+    }
+}
+
 fn hub() -> MutexGuard<'static, Hub> {
-    HUB.lock().unwrap_or_else(|e| e.into_inner())
+    lock(&HUB)
 }
 
 fn bit(signo: libc::c_int) -> u64 {
@@ -150,26 +258,24 @@ fn signal_number(ident: u64) -> OsResult<libc::c_int> {
 
 /// Adds a subscriber; returns it and the hub's signalfd.
 fn subscribe(signo: libc::c_int, notify: Arc<OwnedFd>) -> OsResult<(Arc<Sub>, RawFd)> {
+    // A thread being torn down has no mask record left: nothing to watch from.
+    let owner = this_thread().ok_or(OsError(libc::EAGAIN))?;
+    owner.enter(signo)?;
+    owner.settle();
     let mut h = hub();
     if !h.watches(signo) {
-        let old = set_thread_mask(libc::SIG_BLOCK, signo)?;
-        // SAFETY: old is a valid sigset_t filled by pthread_sigmask.
-        let was_blocked = unsafe { libc::sigismember(&old, signo) } == 1;
         let mask = sigset(h.subs.iter().map(|s| s.signo).chain([signo]));
         if let Err(e) = h.set_mask(&mask) {
-            if !was_blocked {
-                let _ = set_thread_mask(libc::SIG_UNBLOCK, signo);
-            }
+            drop(h);
+            owner.leave(signo);
             return Err(e);
-        }
-        if !was_blocked {
-            h.blocked_by_us |= bit(signo);
         }
     }
     let sub = Arc::new(Sub {
         signo,
         count: AtomicU64::new(0),
         notify,
+        owner,
     });
     h.subs.push(Arc::clone(&sub));
     let fd = h.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd());
@@ -177,25 +283,27 @@ fn subscribe(signo: libc::c_int, notify: Arc<OwnedFd>) -> OsResult<(Arc<Sub>, Ra
 }
 
 fn unsubscribe(sub: &Arc<Sub>) {
+    let signo = sub.signo;
     let mut h = hub();
     h.subs.retain(|s| !Arc::ptr_eq(s, sub));
-    let signo = sub.signo;
-    if h.watches(signo) {
-        return;
-    }
-    // Consume what is pending before the signal can act again.
+    // Consume what is pending (process-directed, and directed at this
+    // thread) before the signal can act again: counted for the remaining
+    // watchers, if any, else dropped.
     h.drain();
-    if h.subs.is_empty() {
-        h.fd = None;
-        // Free the buffer too (see Kqueue::finish: statics outlive dlclose).
-        h.subs = Vec::new();
-    } else {
-        let mask = h.mask();
-        let _ = h.set_mask(&mask);
+    if !h.watches(signo) {
+        if h.subs.is_empty() {
+            h.fd = None;
+            // Free the buffer too (see Kqueue::finish: statics outlive dlclose).
+            h.subs = Vec::new();
+        } else {
+            let mask = h.mask();
+            let _ = h.set_mask(&mask);
+        }
     }
-    if h.blocked_by_us & bit(signo) != 0 {
-        h.blocked_by_us &= !bit(signo);
-        let _ = set_thread_mask(libc::SIG_UNBLOCK, signo);
+    drop(h);
+    sub.owner.leave(signo);
+    if let Some(me) = this_thread() {
+        me.settle();
     }
 }
 
@@ -352,6 +460,142 @@ mod tests {
         assert!(blocked_here(usr1), "kq2 still watches");
         drop(kq2);
         assert!(!blocked_here(usr1));
+    }
+
+    enum Cmd {
+        Add,
+        Wait,
+        Close,
+        Mask,
+        Fileno,
+        Quit,
+    }
+
+    /// A thread owning one kqueue that watches `signo`, driven step by step.
+    struct Worker {
+        cmds: std::sync::mpsc::Sender<Cmd>,
+        answers: std::sync::mpsc::Receiver<i64>,
+        thread: std::thread::JoinHandle<()>,
+        pthread: libc::pthread_t,
+    }
+
+    impl Worker {
+        fn start(signo: libc::c_int, preblock: bool) -> Worker {
+            let (cmds, rx) = std::sync::mpsc::channel();
+            let (tx, answers) = std::sync::mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                if preblock {
+                    super::set_thread_mask(libc::SIG_BLOCK, signo).unwrap();
+                }
+                // SAFETY: pthread_self is this live thread.
+                tx.send(unsafe { libc::pthread_self() } as i64).unwrap();
+                let mut kq = None;
+                for cmd in rx {
+                    let answer = match cmd {
+                        Cmd::Add => {
+                            let q = Kqueue::new().unwrap();
+                            apply(&q, &[kev(signo as u64, FILTER_SIGNAL, EV_ADD)]);
+                            kq = Some(q);
+                            0
+                        }
+                        Cmd::Wait => wait(kq.as_ref().unwrap(), 2000)
+                            .first()
+                            .map_or(-1, |e| e.data),
+                        Cmd::Close => {
+                            kq = None;
+                            0
+                        }
+                        Cmd::Mask => blocked_here(signo) as i64,
+                        Cmd::Fileno => kq.as_ref().unwrap().fileno() as i64,
+                        Cmd::Quit => break,
+                    };
+                    tx.send(answer).unwrap();
+                }
+            });
+            let pthread = answers.recv().unwrap() as libc::pthread_t;
+            Worker {
+                cmds,
+                answers,
+                thread,
+                pthread,
+            }
+        }
+
+        fn ask(&self, cmd: Cmd) -> i64 {
+            self.cmds.send(cmd).unwrap();
+            self.answers.recv().unwrap()
+        }
+
+        fn blocked(&self) -> bool {
+            self.ask(Cmd::Mask) == 1
+        }
+
+        fn stop(self) {
+            self.cmds.send(Cmd::Quit).unwrap();
+            self.thread.join().unwrap();
+        }
+    }
+
+    /// Masks are per thread: a thread whose own code blocked the signal keeps
+    /// it blocked, a thread where we blocked it gets it back unblocked, each
+    /// watching thread blocks it whichever watched first, and a signal sent
+    /// to one thread is counted by both queues. (SIGUSR2: no other test of
+    /// this binary uses it.)
+    #[test]
+    fn masks_are_restored_per_thread() {
+        let sig = libc::SIGUSR2;
+        let a = Worker::start(sig, true);
+        let b = Worker::start(sig, false);
+        for b_first in [true, false] {
+            let (first, second) = if b_first { (&b, &a) } else { (&a, &b) };
+            assert!(a.blocked() && !b.blocked(), "before (b_first {b_first})");
+            first.ask(Cmd::Add);
+            second.ask(Cmd::Add);
+            assert!(
+                a.blocked() && b.blocked(),
+                "both watching (b_first {b_first})"
+            );
+            // SAFETY: b.pthread is a live thread (joined only at the end).
+            assert_eq!(unsafe { libc::pthread_kill(b.pthread, sig) }, 0);
+            assert_eq!(b.ask(Cmd::Wait), 1, "read by b");
+            assert_eq!(a.ask(Cmd::Wait), 1, "counted for a too");
+            first.ask(Cmd::Close);
+            assert!(a.blocked(), "a keeps its own block");
+            assert_eq!(b.blocked(), !b_first, "b blocked while it watches");
+            second.ask(Cmd::Close);
+            assert!(a.blocked(), "a keeps its own block at the end");
+            assert!(!b.blocked(), "b unblocked at the end (b_first {b_first})");
+        }
+        a.stop();
+        b.stop();
+    }
+
+    /// The last registration of a thread dropped from another thread (a
+    /// queue shared through from_fd): the owner unblocks the signal at its
+    /// next signal call.
+    #[test]
+    fn a_registration_dropped_elsewhere_unblocks_in_its_thread_later() {
+        let sig = libc::SIGPWR;
+        let owner = Worker::start(sig, false);
+        owner.ask(Cmd::Add);
+        assert!(owner.blocked());
+        // Deleted through a second handle in this thread: no way to change
+        // the owner's mask from here.
+        let here = Kqueue::from_fd(owner.ask(Cmd::Fileno) as RawFd).unwrap();
+        apply(&here, &[kev(sig as u64, FILTER_SIGNAL, EV_DELETE)]);
+        drop(here);
+        assert!(
+            owner.blocked(),
+            "owner's mask untouched from another thread"
+        );
+        assert!(!blocked_here(sig));
+        // Added again by the owner: still blocked, the pending unblock is
+        // cancelled; dropped by the owner: unblocked.
+        owner.ask(Cmd::Add);
+        assert!(owner.blocked());
+        owner.ask(Cmd::Close);
+        assert!(!owner.blocked(), "unblocked when the owner drops it");
+        owner.stop();
     }
 
     #[test]
