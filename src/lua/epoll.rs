@@ -151,6 +151,11 @@ fn poll(lua: &mut Lua) -> Ret {
     let obj = this::<EpollObject>(lua, &CLASS, "poll")?;
     let out = out?;
     if let Err(e) = obj.ep.wait(deadline, maxevents) {
+        // epoll_wait(2) never fails with ENOMEM: that is the event buffer
+        // (sized by maxevents) that could not be allocated.
+        if e.errno() == libc::ENOMEM {
+            return Err(results::no_memory());
+        }
         return os_error(lua, e);
     }
     let n = obj.ep.ready_count();

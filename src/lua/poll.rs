@@ -78,10 +78,16 @@ fn mask_slow(
 fn register(lua: &mut Lua) -> Ret {
     let fd = fd_arg(lua, 2, "register", 1)?;
     let events = mask(lua, 3, "register", Some(DEFAULT_MASK))?;
-    let r = this::<PollObject>(lua, &CLASS, "register")?
+    // The set lives in memory only: its one failure is running out of it.
+    if this::<PollObject>(lua, &CLASS, "register")?
         .set
-        .register(fd, events);
-    ok_or_os(lua, r)
+        .register(fd, events)
+        .is_err()
+    {
+        return Err(results::no_memory());
+    }
+    lua.push_bool(true);
+    ret(1)
 }
 
 fn modify(lua: &mut Lua) -> Ret {
