@@ -1,17 +1,11 @@
 //! `select.kqueue()`, `select.kqueue.fromfd(fd)` and `kq:control(...)`.
 //!
-//! udata: a change that carries a udata stores the value in the queue's
-//! udata store (a table, the userdata's uservalue, shared by every object on
-//! the same queue) under a token from the store's own free list (`luaL_ref`:
-//! small integers, reused once released, so no counter ever runs out); the
-//! core stores only the token, and reports tokens it no longer holds so the
-//! store drops them. The store is reachable only through the objects, so the
-//! GC can collect cycles through it.
+//! udata travels as a token of the queue's udata store (`udata.rs`).
 //!
 //! `control` is check, collect, call, return: the arguments and the
 //! changelist are read in Rust; one protected step stores the udata values
-//! and writes their tokens into the changes; the core runs; one protected
-//! step makes the result kevents and releases the tokens the core let go.
+//! and writes their tokens into the changes; the core runs; the call's tail
+//! makes the result kevents and releases the tokens the core let go.
 
 use std::ffi::c_int;
 
@@ -20,8 +14,9 @@ use super::class::{self, close_object, gc_object, push_object, this, tostring, C
 use super::fdarg::fd_arg;
 use super::kevent::{self, make_kevent};
 use super::results::{self, no_memory};
-use super::stack::{arg_error, cfn, ret, upvalue, Error, Kind, Lua, Num, Raw, Ret, Step, REGISTRY};
+use super::stack::{arg_error, cfn, ret, upvalue, Error, Kind, Lua, Num, Raw, Ret, Step};
 use super::timeout::{self, Negative};
+use super::udata::Store;
 use crate::core::deadline::Deadline;
 use crate::core::error::OsResult;
 use crate::core::kqueue::{KEvent, Kqueue};
@@ -53,9 +48,6 @@ pub static CLASS: ClassSpec = ClassSpec {
 /// The kevent metatable: the extra upvalue of every kqueue function.
 const KEVENT_MT: c_int = EXTRA;
 
-/// Registry key of the weak table queue id -> udata store.
-const STORES: &std::ffi::CStr = c"select.kqueue.udata-stores";
-
 /// Pushes a new kqueue object around what `make` opens, with its queue's
 /// udata store as uservalue.
 fn wrap(lua: &mut Lua, make: impl FnOnce() -> OsResult<Kqueue>) -> Ret {
@@ -75,34 +67,8 @@ fn wrap(lua: &mut Lua, make: impl FnOnce() -> OsResult<Kqueue>) -> Ret {
         _ => 0,
     };
     lua.push_value(-1);
-    lua.protect(1, 0, attach_store, id)?;
+    lua.protect(1, 0, Store::attach, id)?;
     ret(1)
-}
-
-/// Step: gives the kqueue object in slot 1 the udata store of queue `id`,
-/// creating it (and the weak registry table that finds it for `fromfd`) on
-/// first use.
-fn attach_store(lua: &mut Raw, id: u64) -> c_int {
-    if lua.raw_get_field(REGISTRY, STORES) != Kind::Table {
-        lua.pop(1);
-        lua.new_table(0, 4);
-        lua.new_table(0, 1);
-        lua.push_str("v");
-        lua.raw_set_field(-2, c"__mode");
-        lua.set_metatable(-2);
-        lua.push_value(-1);
-        lua.raw_set_field(REGISTRY, STORES);
-    }
-    let stores = lua.abs(-1);
-    let key = (id % (i32::MAX as u64)) as i64 + 1;
-    if lua.raw_geti(stores, key) != Kind::Table {
-        lua.pop(1);
-        lua.new_table(0, 0);
-        lua.push_value(-1);
-        lua.raw_seti(stores, key);
-    }
-    lua.set_uservalue(1);
-    0
 }
 
 /// `select.kqueue()`, through the `select.kqueue` table's `__call`.
@@ -175,7 +141,7 @@ fn control(lua: &mut Lua) -> Ret {
         results::out_arg(lua, 5, "control", 4)?
     };
     // Slots 1..5 are the arguments (absent ones nil); slot 6 is for the
-    // udata store, fetched when a change or an event needs it.
+    // udata store, fetched when a change or an event needs it (`STORE`).
     lua.set_top(5);
     let collected = collect(lua, &mut changes, kind == Kind::Table);
     let result = collected.and_then(|()| run(lua, &changes, maxevents, deadline, results));
@@ -209,98 +175,18 @@ fn collect(lua: &mut Lua, changes: &mut Vec<KEvent>, any: bool) -> Result<(), Er
             );
         };
         lua.pop(1);
-        // A marker for the step below; the token replaces it.
-        ev.udata = if has_udata { MARK } else { 0 };
+        Store::mark(&mut ev, has_udata);
         with_udata |= has_udata;
         changes.push(ev);
     }
     if with_udata {
-        fetch_store(lua);
-        store_table(lua)?;
-        lua.push_value(2);
-        lua.push_value(6);
-        let arg = (changes.as_mut_ptr(), changes.len());
-        if let Err(e) = lua.protect(2, 0, store_udata, arg) {
-            // Tokens handed out before the error go back to the store (a
-            // second failure here leaves them to the store's collection).
-            let tokens: Vec<u64> = changes.iter().map(|c| c.udata).collect();
-            lua.push_value(6);
-            if lua
-                .protect(1, 0, release, (tokens.as_ptr(), tokens.len()))
-                .is_err()
-            {
-                lua.pop(1);
-            }
-            return Err(e);
-        }
+        STORE.fetch(lua)?.stash(lua, 2, changes)?;
     }
     Ok(())
 }
 
-/// Marks a change whose udata `store_udata` must store.
-const MARK: u64 = u64::MAX;
-
-/// Step: drops the given tokens from the store in slot 1.
-fn release(lua: &mut Raw, (p, n): (*const u64, usize)) -> c_int {
-    // SAFETY: p and n come from a slice the caller owns for the step.
-    let tokens = unsafe { std::slice::from_raw_parts(p, n) };
-    unref_all(lua, 1, tokens);
-    0
-}
-
-/// Drops the tokens (those a `luaL_ref` could have made) from the store at `t`.
-fn unref_all(lua: &mut Raw, t: c_int, tokens: &[u64]) {
-    for &token in tokens {
-        if let Ok(r) = c_int::try_from(token) {
-            if r > 0 {
-                lua.unref(t, r);
-            }
-        }
-    }
-}
-
-/// Puts the udata store in slot 6, once (`control` set the top to 5).
-fn fetch_store(lua: &mut Lua) {
-    if lua.top() == 5 {
-        lua.get_uservalue(1);
-    }
-}
-
-/// The udata store (slot 6) must be a table: the debug library can replace
-/// an object's uservalue.
-fn store_table(lua: &Lua) -> Result<(), Error> {
-    if lua.kind(6) == Kind::Table {
-        Ok(())
-    } else {
-        Err(Error::Msg(
-            "kqueue udata store is missing (uservalue replaced)".into(),
-        ))
-    }
-}
-
-/// Step: for each change marked as carrying a udata (`MARK`), stores the
-/// udata of the changelist's kevent (slot 1) in the store (slot 2) and puts
-/// its token in the change. A finalizer run by the allocations here may
-/// change the changelist: an entry that is no longer a kevent with a udata
-/// then carries none.
-fn store_udata(lua: &mut Raw, (p, n): (*mut KEvent, usize)) -> c_int {
-    // SAFETY: p and n come from the Vec that collect() owns and does not
-    // touch until this protected step returns.
-    let changes = unsafe { std::slice::from_raw_parts_mut(p, n) };
-    for (i, ev) in changes.iter_mut().enumerate() {
-        if ev.udata != MARK {
-            continue;
-        }
-        ev.udata = 0;
-        lua.raw_geti(1, i as i64 + 1);
-        if let Some((_, true)) = kevent::get(lua, -1) {
-            kevent::push_udata(lua, -1, true);
-            ev.udata = lua.make_ref(2).max(0) as u64;
-        }
-        lua.set_top(2);
-    }
-    0
-}
+/// The udata store's slot in `control` (slots 1..5 are its arguments).
+const STORE: Store = Store { slot: 6 };
 
 /// Runs the core's control with the collected changes and hands back the
 /// events (or `nil, msg, errno`), releasing the tokens the core let go.
@@ -328,15 +214,13 @@ fn run(
     obj.out = out;
     obj.released = released;
     if needs_store {
-        fetch_store(lua);
-        store_table(lua)?;
+        STORE.fetch(lua)?;
     }
     if let Err(e) = result {
         // The tokens the core let go leave the store before the error.
         if let Some(obj) = slot_object(lua).filter(|o| !o.released.is_empty()) {
             let mut taken = std::mem::take(&mut obj.released);
-            lua.push_value(6);
-            let done = lua.protect(1, 0, release, (taken.as_ptr(), taken.len()));
+            let done = STORE.release_all(lua, &taken);
             taken.clear();
             if let Some(obj) = slot_object(lua) {
                 obj.released = keep(taken);
@@ -381,17 +265,17 @@ struct Deliver {
     /// Events and released tokens the object held when the method ended.
     n: usize,
     nreleased: usize,
-    /// Whether slot 6 holds the udata store (some token is involved).
+    /// Whether the udata store was fetched (some token is involved).
     has_store: bool,
 }
 
 /// Tail: the result kevents, read from the object's `out` (found again
 /// after every allocation: a finalizer may use the same queue meanwhile),
-/// with their udata from the store (slot 6), into a new array or the
+/// with their udata from the store, into a new array or the
 /// results table; then the released tokens leave the store, after every
 /// event that carries one was made.
 fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
-    let (store, mt) = (6, upvalue(KEVENT_MT));
+    let mt = upvalue(KEVENT_MT);
     let t = if d.t != 0 {
         d.t
     } else {
@@ -406,8 +290,8 @@ fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
         };
         let key = k as i64 + 1;
         let token = std::mem::take(&mut ev.udata);
-        if token != 0 && d.has_store {
-            lua.raw_geti(store, token.min(i32::MAX as u64) as i64);
+        if d.has_store {
+            STORE.push(lua, token);
         } else {
             lua.push_nil();
         }
@@ -433,7 +317,7 @@ fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
             let Some(token) = slot_object(lua).and_then(|o| o.released.get(i).copied()) else {
                 break;
             };
-            unref_all(lua, store, &[token]);
+            STORE.release(lua, token);
         }
     }
     if let Some(o) = slot_object(lua) {

@@ -19,6 +19,7 @@ mod stack;
 #[cfg(all(test, feature = "lua54"))]
 mod tests;
 mod timeout;
+mod udata;
 
 use std::ffi::c_int;
 
