@@ -37,10 +37,10 @@ use std::os::fd::RawFd;
 use super::consts::*;
 use super::ctx::{self, Ctx};
 use super::filter::{Collect, Ready, State};
-use super::sys::{self, Stat};
 use super::{read, write};
 use crate::core::error::{OsError, OsResult};
 use crate::core::fdhash::FdHash;
+use crate::core::linux::sys::{self, Stat};
 
 /// What distinguishes READ from WRITE.
 pub struct Dir {

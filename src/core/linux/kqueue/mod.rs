@@ -31,7 +31,6 @@ mod proc;
 mod read;
 mod registry;
 mod signal;
-mod sys;
 mod timer;
 mod user;
 mod vnode;
@@ -54,6 +53,7 @@ use crate::core::deadline::Deadline;
 use crate::core::error::{OsError, OsResult};
 use crate::core::fork;
 pub use crate::core::kevent::KEvent;
+use crate::core::linux::sys;
 use registry::Registry;
 
 /// The state every handle on one queue shares.

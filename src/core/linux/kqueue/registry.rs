@@ -11,7 +11,8 @@ use std::os::fd::RawFd;
 use super::consts::*;
 use super::ctx::Ctx;
 use super::filter::{self, Attach, Filter, Info, State};
-use super::{fdtable, sys, KEvent};
+use super::{fdtable, KEvent};
+use crate::core::linux::sys;
 
 mod delivery;
 use crate::core::error::{OsError, OsResult};

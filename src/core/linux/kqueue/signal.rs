@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::ctx::{self, Ctx, Target};
 use super::filter::{Collect, Filter, Info, Ready};
-use super::{sys, KEvent};
-use crate::core::error::{cvt, OsError, OsResult};
+use super::KEvent;
+use crate::core::error::{OsError, OsResult};
+use crate::core::linux::sys;
 
 /// One registration's subscription to the hub.
 pub struct Sub {
@@ -56,27 +57,8 @@ fn bit(signo: libc::c_int) -> u64 {
     1u64 << (signo - 1)
 }
 
-fn sigset(signos: impl IntoIterator<Item = libc::c_int>) -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigemptyset then initialises it.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: set is a valid sigset_t to clear.
-    unsafe { libc::sigemptyset(&mut set) };
-    for s in signos {
-        // SAFETY: set is valid and s a signal number checked by `signal_number`.
-        unsafe { libc::sigaddset(&mut set, s) };
-    }
-    set
-}
-
 fn set_thread_mask(how: libc::c_int, signo: libc::c_int) -> OsResult<libc::sigset_t> {
-    let one = sigset([signo]);
-    let mut old = sigset([]);
-    // SAFETY: both sets are valid sigset_t values; old receives the old mask.
-    let rc = unsafe { libc::pthread_sigmask(how, &one, &mut old) };
-    if rc != 0 {
-        return Err(OsError(rc));
-    }
-    Ok(old)
+    sys::pthread_sigmask(how, Some(&sys::sigset([signo])))
 }
 
 impl Hub {
@@ -85,20 +67,15 @@ impl Hub {
     }
 
     fn mask(&self) -> libc::sigset_t {
-        sigset(self.subs.iter().map(|s| s.signo))
+        sys::sigset(self.subs.iter().map(|s| s.signo))
     }
 
     /// Points the signalfd at `mask`, creating it if needed.
     fn set_mask(&mut self, mask: &libc::sigset_t) -> OsResult<()> {
         match &self.fd {
-            // SAFETY: fd is our signalfd, mask a valid sigset_t; this updates
-            // the mask in place.
-            Some(fd) => cvt(unsafe { libc::signalfd(fd.as_raw_fd(), mask, 0) }).map(drop),
+            Some(fd) => sys::signalfd_set(fd, mask),
             None => {
-                let flags = libc::SFD_NONBLOCK | libc::SFD_CLOEXEC;
-                // SAFETY: -1 asks for a new signalfd; mask is a valid sigset_t.
-                let fd = cvt(unsafe { libc::signalfd(-1, mask, flags) })?;
-                self.fd = Some(sys::own(fd));
+                self.fd = Some(sys::signalfd_create(mask)?);
                 Ok(())
             }
         }
@@ -110,17 +87,12 @@ impl Hub {
         const N: usize = 16;
         // SAFETY: signalfd_siginfo is plain data; zeroes are a valid value.
         let mut buf: [libc::signalfd_siginfo; N] = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
         loop {
-            // SAFETY: buf is N writable signalfd_siginfo records.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), N * size) };
-            if n <= 0 {
-                if n < 0 && OsError::last() == OsError(libc::EINTR) {
-                    continue;
-                }
+            let n = sys::read_signalfd(fd, &mut buf);
+            if n == 0 {
                 return; // EAGAIN: nothing more pending
             }
-            for info in &buf[..n as usize / size] {
+            for info in &buf[..n] {
                 let signo = info.ssi_signo as libc::c_int;
                 for sub in self.subs.iter().filter(|s| s.signo == signo) {
                     // Count first, then wake: refresh_notify reads the count
@@ -137,9 +109,9 @@ impl Hub {
 /// be caught, and glibc reserves the two below SIGRTMIN for its threads.
 fn signal_number(ident: u64) -> OsResult<libc::c_int> {
     let signo = libc::c_int::try_from(ident).map_err(|_| OsError(libc::EINVAL))?;
-    // SIGRTMIN()/SIGRTMAX() are safe libc functions: they read glibc's limits.
-    let reserved = signo >= 32 && signo < libc::SIGRTMIN();
-    if signo < 1 || signo > libc::SIGRTMAX() || signo > 64 || reserved {
+    let (rtmin, rtmax) = sys::sigrt_range();
+    let reserved = signo >= 32 && signo < rtmin;
+    if signo < 1 || signo > rtmax || signo > 64 || reserved {
         return Err(OsError(libc::EINVAL));
     }
     if signo == libc::SIGKILL || signo == libc::SIGSTOP {
@@ -153,9 +125,8 @@ fn subscribe(signo: libc::c_int, notify: Arc<OwnedFd>) -> OsResult<(Arc<Sub>, Ra
     let mut h = hub();
     if !h.watches(signo) {
         let old = set_thread_mask(libc::SIG_BLOCK, signo)?;
-        // SAFETY: old is a valid sigset_t filled by pthread_sigmask.
-        let was_blocked = unsafe { libc::sigismember(&old, signo) } == 1;
-        let mask = sigset(h.subs.iter().map(|s| s.signo).chain([signo]));
+        let was_blocked = sys::sigismember(&old, signo);
+        let mask = sys::sigset(h.subs.iter().map(|s| s.signo).chain([signo]));
         if let Err(e) = h.set_mask(&mask) {
             if !was_blocked {
                 let _ = set_thread_mask(libc::SIG_UNBLOCK, signo);
@@ -302,7 +273,7 @@ mod tests {
     }
 
     fn blocked_here(signo: libc::c_int) -> bool {
-        let mut old = super::sigset([]);
+        let mut old = crate::core::linux::sys::sigset([]);
         // SAFETY: a null new set only reads the current mask into old.
         unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut old) };
         // SAFETY: old is a valid sigset_t.

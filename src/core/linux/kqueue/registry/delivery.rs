@@ -10,8 +10,9 @@ use std::os::fd::AsRawFd;
 use super::super::consts::{EV_DISPATCH, EV_ONESHOT};
 use super::super::ctx::{self, Target};
 use super::super::filter::Collect;
-use super::super::{fdtable, sys, KEvent};
+use super::super::{fdtable, KEvent};
 use super::{Loc, Registry};
+use crate::core::linux::sys;
 
 impl Registry {
     /// Puts `loc` (back) on the active list: a fd position has at most one
