@@ -7,9 +7,10 @@
 
 use std::os::fd::RawFd;
 
-use super::deadline::{retry_eintr, Deadline};
+use super::deadline::Deadline;
 use super::error::{OsError, OsResult};
 use super::fdmap::FdMap;
+use super::sys::retry_eintr;
 
 #[derive(Default)]
 pub struct PollSet {

@@ -13,7 +13,8 @@ use crate::core::fdhash::FdHash;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use super::{fdtable::FdTable, signal::SignalWatch, vnode::Inotify};
+use super::fdtable::FdTable;
+use super::sources::{Inotify, SignalWatch};
 use crate::core::error::{OsError, OsResult};
 use crate::core::linux::sys;
 

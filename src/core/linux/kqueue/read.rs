@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 
 use super::consts::*;
 use super::fdtable::{Dir, FileKind};
-use super::filter::Ready;
+use super::knote::Ready;
 use crate::core::linux::sys::{self, Stat};
 
 const EPOLLIN: u32 = libc::EPOLLIN as u32;

@@ -24,9 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::ctx::{self, Ctx, Target};
-use super::filter::{Collect, Filter, Info, Ready};
-use super::KEvent;
+use super::filter::Filter;
+use super::knote::{Collect, Info, Ready};
 use crate::core::error::{OsError, OsResult};
+use crate::core::kevent::KEvent;
 use crate::core::linux::sys;
 
 /// One registration's subscription to the hub.
@@ -173,15 +174,6 @@ fn unsubscribe(sub: &Arc<Sub>) {
 /// The epoll source: the hub's signalfd is readable.
 fn drain_source(_cx: &mut Ctx, _hits: &mut Vec<(u64, u32)>) {
     hub().drain();
-}
-
-/// A queue's view of the hub: its signalfd is in the queue's epoll set while
-/// the queue has signal registrations.
-#[derive(Default)]
-pub struct SignalWatch {
-    refs: usize,
-    token: u64,
-    fd: RawFd,
 }
 
 fn watch(cx: &mut Ctx, hub_fd: RawFd) -> OsResult<()> {

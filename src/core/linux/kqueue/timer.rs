@@ -7,9 +7,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::consts::*;
 use super::ctx::{self, Ctx, Target};
-use super::filter::{Collect, Filter, Info, Ready};
-use super::KEvent;
+use super::filter::Filter;
+use super::knote::{Collect, Info, Ready};
 use crate::core::error::{OsError, OsResult};
+use crate::core::kevent::KEvent;
 use crate::core::linux::sys;
 
 const UNITS: u32 = NOTE_SECONDS | NOTE_MSECONDS | NOTE_USECONDS | NOTE_NSECONDS;

@@ -24,17 +24,15 @@
 //! (device, inode) recorded at registration tells a closed or reused fd
 //! number apart, and such a registration is dropped, not reported.
 
-use std::collections::HashMap;
-
-use crate::core::fdhash::FdHash;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::consts::*;
 use super::ctx::{self, Ctx, Target};
-use super::filter::{Collect, Filter, Info, Ready};
-use super::KEvent;
+use super::filter::Filter;
+use super::knote::{Collect, Info, Ready};
 use crate::core::error::{OsError, OsResult};
+use crate::core::kevent::KEvent;
 use crate::core::linux::sys;
 
 /// Every registration asks for all of these; each filters by its fflags.
@@ -52,14 +50,6 @@ const DIR_CHANGES: u32 =
 
 const NOTES: u32 =
     NOTE_DELETE | NOTE_WRITE | NOTE_EXTEND | NOTE_ATTRIB | NOTE_LINK | NOTE_RENAME | NOTE_REVOKE;
-
-/// The queue's inotify instance, made on first use.
-#[derive(Default)]
-pub struct Inotify {
-    fd: Option<OwnedFd>,
-    /// Watch descriptor -> registrations on that inode.
-    watches: HashMap<i32, Vec<u64>, FdHash>,
-}
 
 fn inotify_fd(cx: &mut Ctx) -> OsResult<RawFd> {
     if let Some(fd) = &cx.inotify.fd {

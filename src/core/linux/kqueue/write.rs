@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 
 use super::consts::*;
 use super::fdtable::{Dir, FileKind};
-use super::filter::Ready;
+use super::knote::Ready;
 use crate::core::linux::sys::{self, Stat};
 
 const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
