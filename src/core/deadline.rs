@@ -1,7 +1,8 @@
-//! When a wait must end, and EINTR retry that keeps to it (PEP 475).
+//! When a wait must end, and the time left for each attempt of it (PEP 475).
 //!
-//! A call interrupted by a signal is restarted with the time that remains, so a
-//! signal never ends a wait early and never makes it longer than asked.
+//! A call interrupted by a signal is restarted (`retry_eintr`, sys.rs) with
+//! the time that remains, so a signal never ends a wait early and never makes
+//! it longer than asked.
 
 use std::time::{Duration, Instant};
 

@@ -6,8 +6,8 @@
 //! from the native backend's kqueue(2)/kevent(2) wrappers (`bsd::kqueue`).
 //! EINTR is retried in one helper, `sys::retry_eintr`.
 //!
-//! The portable POSIX parts (poll set, select, deadlines and EINTR, errors,
-//! fd maps) live here; each platform's own parts live in a submodule
+//! The portable POSIX parts (system calls, poll set, select, deadlines,
+//! errors, fd maps) live here; each platform's own parts live in a submodule
 //! compiled only there and are re-exported under the same paths
 //! (`core::epoll`, `core::kqueue`), so callers name one interface whichever
 //! backend is compiled in.
