@@ -1,11 +1,13 @@
-//! When a wait must end, and EINTR retry that keeps to it (PEP 475).
+//! When a wait must end, and the time left for each attempt of it (PEP 475).
 //!
-//! A call interrupted by a signal is restarted with the time that remains, so a
-//! signal never ends a wait early and never makes it longer than asked.
+//! A call interrupted by a signal is restarted (`retry_eintr`, sys.rs) with
+//! the time that remains, so a signal never ends a wait early and never makes
+//! it longer than asked.
 
 use std::time::{Duration, Instant};
 
-use super::error::{OsError, OsResult};
+/// The one EINTR helper lives with the system calls (sys.rs).
+pub use super::sys::retry_eintr;
 
 /// The end of a wait: never, right away, or at an instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,17 +69,6 @@ impl Deadline {
     }
 }
 
-/// Runs `call` until it fails with something other than EINTR. `call` reads the
-/// time left from the deadline on each attempt, so retries keep to it.
-pub fn retry_eintr<T>(mut call: impl FnMut() -> OsResult<T>) -> OsResult<T> {
-    loop {
-        match call() {
-            Err(OsError(libc::EINTR)) => continue,
-            other => return other,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,21 +104,5 @@ mod tests {
         let d = Deadline::At(Instant::now() - Duration::from_millis(5));
         assert_eq!(d.remaining(), Some(Duration::ZERO));
         assert_eq!(d.remaining_ms(), 0);
-    }
-
-    #[test]
-    fn retry_repeats_only_eintr() {
-        let mut n = 0;
-        let r: OsResult<i32> = retry_eintr(|| {
-            n += 1;
-            if n < 3 {
-                Err(OsError(libc::EINTR))
-            } else {
-                Ok(7)
-            }
-        });
-        assert_eq!((r, n), (Ok(7), 3));
-        let r: OsResult<i32> = retry_eintr(|| Err(OsError(libc::EBADF)));
-        assert_eq!(r, Err(OsError(libc::EBADF)));
     }
 }

@@ -1,7 +1,6 @@
 //! An OS error that carries its errno, so that the binding can hand Lua
 //! `nil, strerror(errno), errno` exactly like `io.open` does.
 
-use std::ffi::CStr;
 use std::fmt;
 
 /// A failed system call: just the errno. The message is computed on demand
@@ -27,17 +26,7 @@ impl OsError {
 
     /// The C library's text for this errno, e.g. "Bad file descriptor".
     pub fn message(self) -> String {
-        let mut buf = [0 as libc::c_char; 256];
-        // SAFETY: buf is a valid writable buffer of the given length; the XSI
-        // strerror_r (what the libc crate binds on glibc) writes a NUL-terminated
-        // string into it and returns 0, or returns an error number.
-        let rc = unsafe { libc::strerror_r(self.0, buf.as_mut_ptr(), buf.len()) };
-        if rc != 0 {
-            return format!("Unknown error {}", self.0);
-        }
-        // SAFETY: on success strerror_r left a NUL-terminated string in buf.
-        let text = unsafe { CStr::from_ptr(buf.as_ptr()) };
-        text.to_string_lossy().into_owned()
+        super::sys::strerror(self.0).unwrap_or_else(|| format!("Unknown error {}", self.0))
     }
 }
 

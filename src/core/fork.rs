@@ -21,10 +21,6 @@ extern "C" fn in_child() {
 
 /// The current fork generation (installs the fork handler on first use).
 pub fn generation() -> u64 {
-    HOOK.call_once(|| {
-        // SAFETY: pthread_atfork only records the handler, a plain extern "C"
-        // fn that lives for the whole program.
-        unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
-    });
+    HOOK.call_once(|| super::sys::atfork_child(in_child));
     GENERATION.load(Ordering::SeqCst)
 }

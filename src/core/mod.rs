@@ -1,10 +1,13 @@
 //! The native core: safe Rust over the OS, with no knowledge of Lua.
 //!
 //! Every `unsafe` block and libc call of the crate's OS side lives below this
-//! module, each with a `// SAFETY:` comment.
+//! module, each with a `// SAFETY:` comment, and every system call goes
+//! through one layer: `sys` (portable) and `linux::sys` (Linux only), apart
+//! from the native backend's kqueue(2)/kevent(2) wrappers (`bsd::kqueue`).
+//! EINTR is retried in one helper, `sys::retry_eintr`.
 //!
-//! The portable POSIX parts (poll set, select, deadlines and EINTR, errors,
-//! fd maps) live here; each platform's own parts live in a submodule
+//! The portable POSIX parts (system calls, poll set, select, deadlines,
+//! errors, fd maps) live here; each platform's own parts live in a submodule
 //! compiled only there and are re-exported under the same paths
 //! (`core::epoll`, `core::kqueue`), so callers name one interface whichever
 //! backend is compiled in.
@@ -19,6 +22,7 @@ pub mod pollset;
 pub mod select;
 #[cfg(target_os = "macos")]
 mod select_darwin;
+pub mod sys;
 
 /// epoll and the kqueue emulation (Linux only).
 #[cfg(target_os = "linux")]

@@ -7,9 +7,10 @@
 
 use std::os::fd::RawFd;
 
-use super::deadline::{retry_eintr, Deadline};
-use super::error::{cvt, OsError, OsResult};
+use super::deadline::Deadline;
+use super::error::{OsError, OsResult};
 use super::fdmap::FdMap;
+use super::sys::retry_eintr;
 
 #[derive(Default)]
 pub struct PollSet {
@@ -103,53 +104,8 @@ impl PollSet {
     }
 }
 
-/// One wait on `fds` with the deadline's time left: plain `poll(2)` when the
-/// wait is 0 or forever (the cheapest call), `ppoll(2)` with nanosecond
-/// precision otherwise.
-pub(crate) fn sys_poll(fds: &mut [libc::pollfd], deadline: Deadline) -> OsResult<usize> {
-    let rc = match deadline {
-        Deadline::Immediate | Deadline::Forever => {
-            let ms = if deadline == Deadline::Immediate {
-                0
-            } else {
-                -1
-            };
-            // SAFETY: fds points to fds.len() initialised pollfd structs that
-            // the kernel may write revents into.
-            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }
-        }
-        // macOS has no ppoll(2): milliseconds, rounded up.
-        #[cfg(target_os = "macos")]
-        Deadline::At(_) => {
-            // SAFETY: as above.
-            unsafe {
-                libc::poll(
-                    fds.as_mut_ptr(),
-                    fds.len() as libc::nfds_t,
-                    deadline.remaining_ms(),
-                )
-            }
-        }
-        #[cfg(not(target_os = "macos"))]
-        Deadline::At(_) => {
-            let ts = deadline.remaining_timespec();
-            let tsp = ts
-                .as_ref()
-                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-            // SAFETY: as above; tsp is null or points to a live timespec; a null
-            // sigmask leaves the signal mask unchanged.
-            unsafe {
-                libc::ppoll(
-                    fds.as_mut_ptr(),
-                    fds.len() as libc::nfds_t,
-                    tsp,
-                    std::ptr::null(),
-                )
-            }
-        }
-    };
-    cvt(rc).map(|n| n as usize)
-}
+/// One wait on `fds` with the deadline's time left (see sys.rs).
+pub(crate) use super::sys::poll as sys_poll;
 
 #[cfg(test)]
 mod tests {

@@ -5,12 +5,13 @@
 
 use std::os::fd::RawFd;
 
-use super::deadline::{retry_eintr, Deadline};
+use super::deadline::Deadline;
 use super::error::{OsError, OsResult};
 #[cfg(not(target_os = "macos"))]
 use super::pollset::sys_poll;
 #[cfg(target_os = "macos")]
 use super::select_darwin::sys_select as sys_poll;
+use super::sys::retry_eintr;
 
 /// Which of the three lists an entry came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

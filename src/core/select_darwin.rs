@@ -6,21 +6,11 @@
 //! which takes sets of any size: there is still no FD_SETSIZE limit.
 
 use crate::core::deadline::Deadline;
-use crate::core::error::{cvt, OsResult};
+use crate::core::error::OsResult;
+use crate::core::sys;
 
 /// Bits per word of Darwin's `fd_set` (`__int32_t fds_bits[]`).
 const NFDBITS: usize = 32;
-
-extern "C" {
-    #[link_name = "select$DARWIN_EXTSN"]
-    fn select_unlimited(
-        nfds: libc::c_int,
-        readfds: *mut u32,
-        writefds: *mut u32,
-        errorfds: *mut u32,
-        timeout: *mut libc::timeval,
-    ) -> libc::c_int;
-}
 
 fn set(bits: &mut [u32], fd: usize) {
     bits[fd / NFDBITS] |= 1 << (fd % NFDBITS);
@@ -48,26 +38,12 @@ pub(crate) fn sys_select(fds: &mut [libc::pollfd], deadline: Deadline) -> OsResu
             _ => set(e, fd),
         }
     }
-    let mut tv = deadline.remaining().map(|d| libc::timeval {
+    let tv = deadline.remaining().map(|d| libc::timeval {
         tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
         // Round up, so a short wait is not a poll.
         tv_usec: d.subsec_nanos().div_ceil(1000).min(999_999) as libc::suseconds_t,
     });
-    let tvp = tv
-        .as_mut()
-        .map_or(std::ptr::null_mut(), |t| t as *mut libc::timeval);
-    // SAFETY: each set holds `words` 32-bit words, enough for every
-    // descriptor up to maxfd (nfds = maxfd + 1), as the unlimited form
-    // requires; tvp is null or a live timeval.
-    cvt(unsafe {
-        select_unlimited(
-            (maxfd + 1) as libc::c_int,
-            r.as_mut_ptr(),
-            w.as_mut_ptr(),
-            e.as_mut_ptr(),
-            tvp,
-        )
-    })?;
+    sys::select_unlimited((maxfd + 1) as libc::c_int, r, w, e, tv)?;
     let mut n = 0;
     for p in fds.iter_mut() {
         let fd = p.fd as usize;

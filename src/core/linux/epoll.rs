@@ -2,10 +2,11 @@
 //! and reuses one event buffer across waits.
 
 use std::collections::HashSet;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::core::deadline::{retry_eintr, Deadline};
-use crate::core::error::{cvt, OsError, OsResult};
+use super::sys;
+use crate::core::deadline::Deadline;
+use crate::core::error::{OsError, OsResult};
 
 /// Smallest event buffer of an unlimited wait.
 const MIN_EVENTS: usize = 16;
@@ -33,21 +34,16 @@ pub struct Epoll {
 impl Epoll {
     /// A new epoll instance; `cloexec` is forced on, as in Python.
     pub fn new() -> OsResult<Epoll> {
-        // SAFETY: epoll_create1 takes only flags and returns a new fd or -1.
-        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: fd was just created and is owned by nothing else.
-        Ok(Epoll::wrap(unsafe { OwnedFd::from_raw_fd(fd) }))
+        sys::epoll_create().map(Epoll::wrap)
     }
 
     /// Takes ownership of an existing epoll descriptor, as Python's `fromfd`
     /// does: closing the object closes `fd`. EBADF if `fd` is not open.
     pub fn from_fd(fd: RawFd) -> OsResult<Epoll> {
-        // SAFETY: F_GETFD only reads the flags of fd, failing with EBADF if it
-        // is not open.
-        cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
-        // SAFETY: fd is open, and the caller hands its ownership over (the
-        // documented contract of fromfd).
-        Ok(Epoll::wrap(unsafe { OwnedFd::from_raw_fd(fd) }))
+        sys::check_fd(fd)?;
+        // fd is open, and the caller hands its ownership over (the documented
+        // contract of fromfd).
+        Ok(Epoll::wrap(sys::own(fd)))
     }
 
     fn wrap(fd: OwnedFd) -> Epoll {
@@ -63,13 +59,7 @@ impl Epoll {
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32) -> OsResult<()> {
-        let mut ev = libc::epoll_event {
-            events,
-            u64: fd as u32 as u64,
-        };
-        // SAFETY: ev is a valid epoll_event; the kernel reads it (and ignores it
-        // for EPOLL_CTL_DEL); bad fds are reported through errno.
-        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
+        sys::epoll_ctl(self.fd.as_raw_fd(), op, fd, events, fd as u32 as u64)
     }
 
     /// EPOLL_CTL_ADD: EEXIST if `fd` is already registered.
@@ -124,21 +114,9 @@ impl Epoll {
             return Err(OsError(libc::ENOMEM));
         }
         let len = len.min(libc::c_int::MAX as usize);
-        let buf = self.events.spare_capacity_mut().as_mut_ptr();
         let epfd = self.fd.as_raw_fd();
-        let n = retry_eintr(|| {
-            // SAFETY: buf points at at least len writable epoll_event slots
-            // (reserved above), and len fits in c_int.
-            let rc = unsafe {
-                libc::epoll_wait(
-                    epfd,
-                    buf.cast(),
-                    len as libc::c_int,
-                    deadline.remaining_ms(),
-                )
-            };
-            cvt(rc)
-        })? as usize;
+        let buf = &mut self.events.spare_capacity_mut()[..len];
+        let n = sys::epoll_wait(epfd, buf, || deadline.remaining_ms())?.len();
         // SAFETY: the kernel initialised the first n (<= len) spare slots.
         unsafe { self.events.set_len(start + n.min(len)) };
         Ok(n.min(len))

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use crate::core::deadline::Deadline;
 use crate::core::error::{OsError, OsResult};
 use crate::core::fork;
+use crate::core::sys::retry_eintr;
 use tokens::Tokens;
 
 /// The state every handle on one queue shares.
@@ -161,13 +162,16 @@ impl Kqueue {
         let room = maxevents.min(MAX_BATCH.max(changes.len()));
         let mut got = Vec::with_capacity(room);
         let mut first = true;
-        let result = loop {
+        let result = retry_eintr(|| {
             let sent: &[sys::RawEvent] = if first { &raw } else { &[] };
-            match sys::kevent(fd, sent, &mut got, deadline.remaining_timespec()) {
-                Err(OsError(libc::EINTR)) => first = false,
-                r => break r.map(drop),
+            let r = sys::kevent(fd, sent, &mut got, deadline.remaining_timespec());
+            if matches!(r, Err(OsError(libc::EINTR))) {
+                // The changes were applied: a retry only waits.
+                first = false;
             }
-        };
+            r
+        })
+        .map(drop);
         out.extend(got.iter().map(sys::from_raw));
         let mut tokens = lock(&shared.tokens);
         match &result {

@@ -13,8 +13,10 @@ use crate::core::fdhash::FdHash;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use super::{fdtable::FdTable, signal::SignalWatch, sys, vnode::Inotify};
+use super::fdtable::FdTable;
+use super::sources::{Inotify, SignalWatch};
 use crate::core::error::{OsError, OsResult};
+use crate::core::linux::sys;
 
 /// Reads a shared source (inotify, the signalfd) and says which
 /// registrations it concerns: `(knote id, hint)` pairs.

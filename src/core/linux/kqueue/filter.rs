@@ -1,65 +1,14 @@
-//! What every filter implements, and the one place that maps a filter number
-//! to its implementation (`attach`): adding a filter is one file plus one arm.
+//! What every filter implements (`Filter`) and how one is created (`Spec`);
+//! the table of filters is specs.rs.
 //!
 //! The registry (registry.rs) owns the flag state machine (add, modify,
 //! enable, disable, oneshot, dispatch, clear bookkeeping, udata); a filter
 //! only knows its kernel resource and how to turn it into an event.
 
 use super::ctx::Ctx;
-use super::{consts::*, KEvent};
-use super::{proc, signal, timer, user, vnode};
-use crate::core::error::{OsError, OsResult};
-
-/// The registry's view of one registration, handed to its filter.
-#[derive(Clone, Copy, Debug)]
-pub struct Info {
-    /// Unique for the life of the queue (never reused).
-    pub id: u64,
-    pub ident: u64,
-    pub filter: i16,
-    /// Stored behaviour flags (EV_ONESHOT, EV_CLEAR, EV_DISPATCH, ...).
-    pub flags: u16,
-    pub enabled: bool,
-}
-
-impl Info {
-    pub fn has(&self, flag: u16) -> bool {
-        self.flags & flag != 0
-    }
-}
-
-/// The registry's bookkeeping for one registration, whatever its filter
-/// (16 bytes: the fd table keeps two per descriptor).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    /// The caller's token; 0 for none.
-    pub udata: u64,
-    /// The `control` call that last delivered it (see Registry::call).
-    pub delivered_in: u32,
-    /// Stored behaviour flags (EV_ONESHOT, EV_CLEAR, EV_DISPATCH, ...).
-    pub flags: u16,
-    pub enabled: bool,
-    /// On the active list.
-    pub active: bool,
-}
-
-/// An event a filter has ready: the registration's own ident, filter, flags
-/// and udata are added by the registry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ready {
-    pub data: i64,
-    pub fflags: u32,
-    /// Extra flags for this event (EV_EOF; EV_ONESHOT forces removal).
-    pub flags: u16,
-}
-
-pub enum Collect {
-    NotReady,
-    Ready(Ready),
-    /// The thing watched is gone (its fd was closed): drop the registration
-    /// silently, as BSD does when a descriptor is closed.
-    Gone,
-}
+use super::knote::{Collect, Info};
+use crate::core::error::OsResult;
+use crate::core::kevent::KEvent;
 
 pub trait Filter: Send {
     /// An EV_ADD on an existing registration: take the change's fflags/data.
@@ -127,51 +76,4 @@ pub struct Spec {
     /// The ident is a file descriptor: EBADF when it is not open.
     pub takes_fd: bool,
     pub attach: Attach,
-}
-
-/// Every filter this emulation implements. AIO has no Linux counterpart here:
-/// it and unknown numbers fail with EINVAL.
-const SPECS: &[Spec] = &[
-    Spec {
-        filter: FILTER_READ,
-        takes_fd: true,
-        attach: Attach::Fd(0),
-    },
-    Spec {
-        filter: FILTER_WRITE,
-        takes_fd: true,
-        attach: Attach::Fd(1),
-    },
-    Spec {
-        filter: FILTER_VNODE,
-        takes_fd: true,
-        attach: Attach::Other(vnode::attach),
-    },
-    Spec {
-        filter: FILTER_PROC,
-        takes_fd: false,
-        attach: Attach::Other(proc::attach),
-    },
-    Spec {
-        filter: FILTER_SIGNAL,
-        takes_fd: false,
-        attach: Attach::Other(signal::attach),
-    },
-    Spec {
-        filter: FILTER_TIMER,
-        takes_fd: false,
-        attach: Attach::Other(timer::attach),
-    },
-    Spec {
-        filter: FILTER_USER,
-        takes_fd: false,
-        attach: Attach::Other(user::attach),
-    },
-];
-
-pub fn spec(filter: i16) -> OsResult<&'static Spec> {
-    SPECS
-        .iter()
-        .find(|s| s.filter == filter)
-        .ok_or(OsError(libc::EINVAL))
 }

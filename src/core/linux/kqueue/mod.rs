@@ -6,7 +6,7 @@
 //!
 //! | filter | file | Linux |
 //! |---|---|---|
-//! | READ, WRITE | read.rs, write.rs (+ fdtable.rs) | the fd itself in epoll |
+//! | READ, WRITE | read.rs, write.rs (+ fds.rs, fdtable.rs) | the fd itself in epoll |
 //! | TIMER | timer.rs | timerfd |
 //! | USER | user.rs | user-space flag + the queue's notify eventfd |
 //! | SIGNAL | signal.rs | one process-wide signalfd |
@@ -22,16 +22,39 @@
 //!
 //! Several handles may share a queue (`from_fd`, like two descriptors of one
 //! BSD kqueue); the last one to go releases everything.
+//!
+//! Module order. The modules form no import cycle; each imports only the
+//! ones above it (besides `crate::core`, whose system calls are
+//! `core::linux::sys`):
+//!
+//! 1. consts.rs: the BSD constants (FreeBSD's values).
+//! 2. knote.rs: a registration's plain data (`Info`, `State`, `Ready`,
+//!    `Collect`).
+//! 3. fdtable.rs: the table of descriptor slots (`FdTable`), and what tells
+//!    READ from WRITE (`Dir`, `FileKind`); sources.rs: the per-queue state
+//!    of the shared sources (`SignalWatch`, `Inotify`).
+//! 4. ctx.rs: the queue's kernel side (`Ctx`: epoll fd, notify eventfd,
+//!    tokens), owning the fd table and the shared sources' state.
+//! 5. filter.rs: the `Filter` trait and `Spec`.
+//! 6. read.rs, write.rs: how READ and WRITE measure an event; fds.rs (after
+//!    them): the fd table's slots against epoll.
+//! 7. timer.rs, user.rs, signal.rs, proc.rs, vnode.rs: the other filters.
+//! 8. specs.rs: the filter number -> implementation table.
+//! 9. registry.rs (with registry/delivery.rs): the registrations and the
+//!    flag state machine; this file, the handles over it.
 
 mod consts;
 mod ctx;
+mod fds;
 mod fdtable;
 mod filter;
+mod knote;
 mod proc;
 mod read;
 mod registry;
 mod signal;
-mod sys;
+mod sources;
+mod specs;
 mod timer;
 mod user;
 mod vnode;
@@ -54,6 +77,7 @@ use crate::core::deadline::Deadline;
 use crate::core::error::{OsError, OsResult};
 use crate::core::fork;
 pub use crate::core::kevent::KEvent;
+use crate::core::linux::sys;
 use registry::Registry;
 
 /// The state every handle on one queue shares.

@@ -9,9 +9,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::consts::*;
 use super::ctx::{self, Ctx, Target};
-use super::filter::{Collect, Filter, Info, Ready};
-use super::{sys, KEvent};
+use super::filter::Filter;
+use super::knote::{Collect, Info, Ready};
 use crate::core::error::{OsError, OsResult};
+use crate::core::kevent::KEvent;
+use crate::core::linux::sys;
 
 pub struct Proc {
     fd: OwnedFd,
@@ -46,44 +48,27 @@ fn check_notes(fflags: u32) -> OsResult<()> {
 }
 
 fn pidfd_open(pid: libc::pid_t) -> OsResult<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags (0) and returns a new
-    // close-on-exec fd or -1.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if rc < 0 {
-        return Err(match OsError::last() {
-            // Kernels before 5.3: say "not supported" rather than ENOSYS.
-            OsError(libc::ENOSYS) => OsError(libc::ENOTSUP),
-            // A thread id rather than a process: no such process to watch.
-            OsError(libc::EINVAL) => OsError(libc::ESRCH),
-            e => e,
-        });
-    }
-    Ok(sys::own(rc as libc::c_int))
+    sys::pidfd_open(pid).map_err(|e| match e {
+        // Kernels before 5.3: say "not supported" rather than ENOSYS.
+        OsError(libc::ENOSYS) => OsError(libc::ENOTSUP),
+        // A thread id rather than a process: no such process to watch.
+        OsError(libc::EINVAL) => OsError(libc::ESRCH),
+        e => e,
+    })
 }
 
 /// The exit status in waitpid's encoding, without reaping; 0 when it is not
 /// ours to read.
 fn exit_status(fd: &OwnedFd) -> i64 {
-    // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let flags = libc::WEXITED | libc::WNOWAIT | libc::WNOHANG;
-    // SAFETY: info is a writable siginfo_t; P_PIDFD takes the pidfd as id.
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_PIDFD,
-            fd.as_raw_fd() as libc::id_t,
-            &mut info,
-            flags,
-        )
+    let (code, pid, status) = match sys::waitid_pidfd_nowait(fd) {
+        Ok(got) => got,
+        Err(_) => return 0,
     };
-    // SAFETY: info is initialised (zeroed, then possibly filled by waitid),
-    // and these accessors read plain integers of its SIGCHLD layout.
-    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
-    if rc < 0 || pid == 0 {
+    if pid == 0 {
         return 0;
     }
     let status = i64::from(status);
-    match info.si_code {
+    match code {
         libc::CLD_EXITED => (status & 0xff) << 8,
         libc::CLD_KILLED => status & 0x7f,
         libc::CLD_DUMPED => (status & 0x7f) | 0x80,

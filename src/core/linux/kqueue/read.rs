@@ -12,8 +12,8 @@ use std::os::fd::RawFd;
 
 use super::consts::*;
 use super::fdtable::{Dir, FileKind};
-use super::filter::Ready;
-use super::sys::{self, Stat};
+use super::knote::Ready;
+use crate::core::linux::sys::{self, Stat};
 
 const EPOLLIN: u32 = libc::EPOLLIN as u32;
 const EPOLLRDHUP: u32 = libc::EPOLLRDHUP as u32;

@@ -10,8 +10,12 @@ use std::os::fd::RawFd;
 
 use super::consts::*;
 use super::ctx::Ctx;
-use super::filter::{self, Attach, Filter, Info, State};
-use super::{fdtable, sys, KEvent};
+use super::fds;
+use super::filter::{Attach, AttachFn, Filter};
+use super::knote::{Info, State};
+use super::specs;
+use crate::core::kevent::KEvent;
+use crate::core::linux::sys;
 
 mod delivery;
 use crate::core::error::{OsError, OsResult};
@@ -160,7 +164,7 @@ impl Registry {
     /// One change. `stored` is set once the change's udata is held by a
     /// registration (whose removal will release it).
     fn apply(&mut self, ch: &KEvent, stored: &mut bool) -> OsResult<()> {
-        let spec = filter::spec(ch.filter)?;
+        let spec = specs::spec(ch.filter)?;
         let attach = match spec.attach {
             Attach::Fd(dir) => return self.apply_fd(ch, dir, stored),
             Attach::Other(attach) => attach,
@@ -241,9 +245,9 @@ impl Registry {
     }
 
     /// One change to READ (`dir` 0) or WRITE (1) of a descriptor. Every
-    /// change to an existing registration goes through `fdtable::sync`, whose
+    /// change to an existing registration goes through `fds::sync`, whose
     /// epoll_ctl also tells whether the descriptor still names the file the
-    /// registration was made for (see fdtable.rs): if not, the registrations
+    /// registration was made for (see fds.rs): if not, the registrations
     /// of the old file are gone, as BSD drops a closed descriptor's knotes.
     fn apply_fd(&mut self, ch: &KEvent, dir: usize, stored: &mut bool) -> OsResult<()> {
         let fd = sys::ident_fd(ch.ident)?;
@@ -261,7 +265,7 @@ impl Registry {
         if delete {
             self.cx.fds.take(fd, dir);
             self.release(old.udata);
-            return match fdtable::sync(&mut self.cx, fd) {
+            return match fds::sync(&mut self.cx, fd) {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     self.drop_fd(fd);
@@ -282,7 +286,7 @@ impl Registry {
         }
         st.enabled = enabled_after(ch.flags, old.enabled);
         self.cx.fds.set_state(fd, dir, st);
-        match fdtable::sync(&mut self.cx, fd) {
+        match fds::sync(&mut self.cx, fd) {
             Ok(()) => {
                 if add {
                     *stored = true;
@@ -320,18 +324,18 @@ impl Registry {
         let pending = if self.cx.fds.occupied(fd) {
             // The other direction's slot: joining it checks it is still
             // about this file; if not, it goes and a new slot is made.
-            match fdtable::join(&mut self.cx, fd, dir, st) {
+            match fds::join(&mut self.cx, fd, dir, st) {
                 Ok(pending) => pending,
                 Err(e) => {
                     self.drop_fd(fd);
                     if e != OsError(libc::ENOENT) {
                         return Err(e);
                     }
-                    fdtable::claim(&mut self.cx, fd, dir, st)?
+                    fds::claim(&mut self.cx, fd, dir, st)?
                 }
             }
         } else {
-            fdtable::claim(&mut self.cx, fd, dir, st)?
+            fds::claim(&mut self.cx, fd, dir, st)?
         };
         *stored = true;
         if pending {
@@ -341,7 +345,7 @@ impl Registry {
         Ok(())
     }
 
-    fn create(&mut self, attach: filter::AttachFn, ch: &KEvent, stored: &mut bool) -> OsResult<()> {
+    fn create(&mut self, attach: AttachFn, ch: &KEvent, stored: &mut bool) -> OsResult<()> {
         let info = Info {
             id: self.next_id,
             ident: ch.ident,
@@ -391,7 +395,7 @@ impl Registry {
             Loc::Fd(fd, dir) => {
                 if let Some(st) = self.cx.fds.take(fd, dir) {
                     self.release(st.udata);
-                    if fdtable::sync(&mut self.cx, fd).is_err() {
+                    if fds::sync(&mut self.cx, fd).is_err() {
                         self.drop_fd(fd);
                     }
                 }
@@ -428,7 +432,7 @@ impl Registry {
                 },
             };
             self.sweep_at = fd.saturating_add(1);
-            if !fdtable::still_same(&self.cx, fd) {
+            if !fds::still_same(&self.cx, fd) {
                 self.drop_fd(fd);
             }
         }

@@ -33,9 +33,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::ctx::{self, Ctx, Target};
-use super::filter::{Collect, Filter, Info, Ready};
-use super::{sys, KEvent};
-use crate::core::error::{cvt, OsError, OsResult};
+use super::filter::Filter;
+use super::knote::{Collect, Info, Ready};
+use crate::core::error::{OsError, OsResult};
+use crate::core::kevent::KEvent;
+use crate::core::linux::sys;
 
 /// One registration's subscription to the hub.
 pub struct Sub {
@@ -126,8 +128,7 @@ impl ThreadMask {
                 st.blocked_by_us |= bit(signo);
             } else {
                 let old = set_thread_mask(libc::SIG_BLOCK, signo)?;
-                // SAFETY: old is a valid sigset_t filled by pthread_sigmask.
-                if unsafe { libc::sigismember(&old, signo) } != 1 {
+                if !sys::sigismember(&old, signo) {
                     st.blocked_by_us |= bit(signo);
                 }
             }
@@ -164,27 +165,8 @@ fn bit(signo: libc::c_int) -> u64 {
     1u64 << (signo - 1)
 }
 
-fn sigset(signos: impl IntoIterator<Item = libc::c_int>) -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigemptyset then initialises it.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: set is a valid sigset_t to clear.
-    unsafe { libc::sigemptyset(&mut set) };
-    for s in signos {
-        // SAFETY: set is valid and s a signal number checked by `signal_number`.
-        unsafe { libc::sigaddset(&mut set, s) };
-    }
-    set
-}
-
 fn set_thread_mask(how: libc::c_int, signo: libc::c_int) -> OsResult<libc::sigset_t> {
-    let one = sigset([signo]);
-    let mut old = sigset([]);
-    // SAFETY: both sets are valid sigset_t values; old receives the old mask.
-    let rc = unsafe { libc::pthread_sigmask(how, &one, &mut old) };
-    if rc != 0 {
-        return Err(OsError(rc));
-    }
-    Ok(old)
+    sys::pthread_sigmask(how, Some(&sys::sigset([signo])))
 }
 
 impl Hub {
@@ -193,20 +175,15 @@ impl Hub {
     }
 
     fn mask(&self) -> libc::sigset_t {
-        sigset(self.subs.iter().map(|s| s.signo))
+        sys::sigset(self.subs.iter().map(|s| s.signo))
     }
 
     /// Points the signalfd at `mask`, creating it if needed.
     fn set_mask(&mut self, mask: &libc::sigset_t) -> OsResult<()> {
         match &self.fd {
-            // SAFETY: fd is our signalfd, mask a valid sigset_t; this updates
-            // the mask in place.
-            Some(fd) => cvt(unsafe { libc::signalfd(fd.as_raw_fd(), mask, 0) }).map(drop),
+            Some(fd) => sys::signalfd_set(fd, mask),
             None => {
-                let flags = libc::SFD_NONBLOCK | libc::SFD_CLOEXEC;
-                // SAFETY: -1 asks for a new signalfd; mask is a valid sigset_t.
-                let fd = cvt(unsafe { libc::signalfd(-1, mask, flags) })?;
-                self.fd = Some(sys::own(fd));
+                self.fd = Some(sys::signalfd_create(mask)?);
                 Ok(())
             }
         }
@@ -218,17 +195,12 @@ impl Hub {
         const N: usize = 16;
         // SAFETY: signalfd_siginfo is plain data; zeroes are a valid value.
         let mut buf: [libc::signalfd_siginfo; N] = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
         loop {
-            // SAFETY: buf is N writable signalfd_siginfo records.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), N * size) };
-            if n <= 0 {
-                if n < 0 && OsError::last() == OsError(libc::EINTR) {
-                    continue;
-                }
+            let n = sys::read_signalfd(fd, &mut buf);
+            if n == 0 {
                 return; // EAGAIN: nothing more pending
             }
-            for info in &buf[..n as usize / size] {
+            for info in &buf[..n] {
                 let signo = info.ssi_signo as libc::c_int;
                 for sub in self.subs.iter().filter(|s| s.signo == signo) {
                     // Count first, then wake: refresh_notify reads the count
@@ -245,9 +217,9 @@ impl Hub {
 /// be caught, and glibc reserves the two below SIGRTMIN for its threads.
 fn signal_number(ident: u64) -> OsResult<libc::c_int> {
     let signo = libc::c_int::try_from(ident).map_err(|_| OsError(libc::EINVAL))?;
-    // SIGRTMIN()/SIGRTMAX() are safe libc functions: they read glibc's limits.
-    let reserved = signo >= 32 && signo < libc::SIGRTMIN();
-    if signo < 1 || signo > libc::SIGRTMAX() || signo > 64 || reserved {
+    let (rtmin, rtmax) = sys::sigrt_range();
+    let reserved = signo >= 32 && signo < rtmin;
+    if signo < 1 || signo > rtmax || signo > 64 || reserved {
         return Err(OsError(libc::EINVAL));
     }
     if signo == libc::SIGKILL || signo == libc::SIGSTOP {
@@ -264,7 +236,7 @@ fn subscribe(signo: libc::c_int, notify: Arc<OwnedFd>) -> OsResult<(Arc<Sub>, Ra
     owner.settle();
     let mut h = hub();
     if !h.watches(signo) {
-        let mask = sigset(h.subs.iter().map(|s| s.signo).chain([signo]));
+        let mask = sys::sigset(h.subs.iter().map(|s| s.signo).chain([signo]));
         if let Err(e) = h.set_mask(&mask) {
             drop(h);
             owner.leave(signo);
@@ -310,15 +282,6 @@ fn unsubscribe(sub: &Arc<Sub>) {
 /// The epoll source: the hub's signalfd is readable.
 fn drain_source(_cx: &mut Ctx, _hits: &mut Vec<(u64, u32)>) {
     hub().drain();
-}
-
-/// A queue's view of the hub: its signalfd is in the queue's epoll set while
-/// the queue has signal registrations.
-#[derive(Default)]
-pub struct SignalWatch {
-    refs: usize,
-    token: u64,
-    fd: RawFd,
 }
 
 fn watch(cx: &mut Ctx, hub_fd: RawFd) -> OsResult<()> {
@@ -410,7 +373,7 @@ mod tests {
     }
 
     fn blocked_here(signo: libc::c_int) -> bool {
-        let mut old = super::sigset([]);
+        let mut old = crate::core::linux::sys::sigset([]);
         // SAFETY: a null new set only reads the current mask into old.
         unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut old) };
         // SAFETY: old is a valid sigset_t.

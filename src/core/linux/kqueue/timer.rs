@@ -7,9 +7,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::consts::*;
 use super::ctx::{self, Ctx, Target};
-use super::filter::{Collect, Filter, Info, Ready};
-use super::{sys, KEvent};
-use crate::core::error::{cvt, OsError, OsResult};
+use super::filter::Filter;
+use super::knote::{Collect, Info, Ready};
+use crate::core::error::{OsError, OsResult};
+use crate::core::kevent::KEvent;
+use crate::core::linux::sys;
 
 const UNITS: u32 = NOTE_SECONDS | NOTE_MSECONDS | NOTE_USECONDS | NOTE_NSECONDS;
 
@@ -23,14 +25,7 @@ pub struct Timer {
 
 pub fn attach(cx: &mut Ctx, kn: &Info, kev: &KEvent) -> OsResult<Box<dyn Filter>> {
     let period = period_ns(kev, kn.has(EV_ONESHOT))?;
-    // SAFETY: timerfd_create takes a clock id and flags, returns a new fd or -1.
-    let fd = cvt(unsafe {
-        libc::timerfd_create(
-            libc::CLOCK_MONOTONIC,
-            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-        )
-    })
-    .map(sys::own)?;
+    let fd = sys::timerfd_create()?;
     start(&fd, period, kn.has(EV_ONESHOT))?;
     let token = cx.add_target(Target::Knote(kn.id));
     Ok(Box::new(Timer {
@@ -80,8 +75,7 @@ fn start(fd: &OwnedFd, ns: u128, oneshot: bool) -> OsResult<()> {
         it_interval: every,
         it_value: first,
     };
-    // SAFETY: spec is a valid itimerspec; the old value is not requested.
-    cvt(unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) }).map(drop)
+    sys::timerfd_settime(fd, &spec)
 }
 
 impl Filter for Timer {

@@ -5,9 +5,10 @@
 
 use super::consts::*;
 use super::ctx::Ctx;
-use super::filter::{Collect, Filter, Info, Ready};
-use super::KEvent;
+use super::filter::Filter;
+use super::knote::{Collect, Info, Ready};
 use crate::core::error::OsResult;
+use crate::core::kevent::KEvent;
 
 pub struct User {
     triggered: bool,

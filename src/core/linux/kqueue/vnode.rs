@@ -24,17 +24,16 @@
 //! (device, inode) recorded at registration tells a closed or reused fd
 //! number apart, and such a registration is dropped, not reported.
 
-use std::collections::HashMap;
-
-use crate::core::fdhash::FdHash;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::consts::*;
 use super::ctx::{self, Ctx, Target};
-use super::filter::{Collect, Filter, Info, Ready};
-use super::{sys, KEvent};
-use crate::core::error::{cvt, OsError, OsResult};
+use super::filter::Filter;
+use super::knote::{Collect, Info, Ready};
+use crate::core::error::{OsError, OsResult};
+use crate::core::kevent::KEvent;
+use crate::core::linux::sys;
 
 /// Every registration asks for all of these; each filters by its fflags.
 const MASK: u32 = libc::IN_MODIFY
@@ -52,21 +51,11 @@ const DIR_CHANGES: u32 =
 const NOTES: u32 =
     NOTE_DELETE | NOTE_WRITE | NOTE_EXTEND | NOTE_ATTRIB | NOTE_LINK | NOTE_RENAME | NOTE_REVOKE;
 
-/// The queue's inotify instance, made on first use.
-#[derive(Default)]
-pub struct Inotify {
-    fd: Option<OwnedFd>,
-    /// Watch descriptor -> registrations on that inode.
-    watches: HashMap<i32, Vec<u64>, FdHash>,
-}
-
 fn inotify_fd(cx: &mut Ctx) -> OsResult<RawFd> {
     if let Some(fd) = &cx.inotify.fd {
         return Ok(fd.as_raw_fd());
     }
-    // SAFETY: inotify_init1 takes flags and returns a new fd or -1.
-    let fd =
-        cvt(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) }).map(sys::own)?;
+    let fd = sys::inotify_init()?;
     let token = cx.add_target(Target::Source(drain_source));
     if let Err(e) = ctx::epoll_add(cx.epfd, fd.as_raw_fd(), libc::EPOLLIN as u32, token) {
         cx.forget_target(token);
@@ -84,24 +73,12 @@ fn drain_source(cx: &mut Ctx, hits: &mut Vec<(u64, u32)>) {
         return;
     };
     let mut buf = [0u8; 4096];
-    let head = std::mem::size_of::<libc::inotify_event>();
     loop {
-        // SAFETY: buf is buf.len() writable bytes.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            if n < 0 && OsError::last() == OsError(libc::EINTR) {
-                continue;
-            }
-            return; // EAGAIN: the queue is empty
-        }
-        let n = n as usize;
-        let mut off = 0;
-        while off + head <= n {
-            // SAFETY: the kernel wrote a whole inotify_event header at off;
-            // read_unaligned copes with the byte buffer's alignment.
-            let ev: libc::inotify_event =
-                unsafe { std::ptr::read_unaligned(buf[off..].as_ptr().cast()) };
-            off += head + ev.len as usize;
+        let n = match sys::read(fd, &mut buf) {
+            Ok(Some(n)) if n > 0 => n,
+            _ => return, // EAGAIN: the queue is empty
+        };
+        for ev in sys::inotify_events(&buf[..n]) {
             // A named event is about an entry of a watched directory.
             let mask = if ev.len > 0 {
                 ev.mask & (DIR_CHANGES | libc::IN_ISDIR)
@@ -149,8 +126,7 @@ fn watch(cx: &mut Ctx, kn: &Info, fd: RawFd, fflags: u32) -> OsResult<Vnode> {
     }
     let ifd = inotify_fd(cx)?;
     let path = CString::new(format!("/proc/self/fd/{fd}")).map_err(|_| OsError(libc::EINVAL))?;
-    // SAFETY: path is a NUL-terminated string; ifd is our inotify fd.
-    let wd = cvt(unsafe { libc::inotify_add_watch(ifd, path.as_ptr(), MASK) })?;
+    let wd = sys::inotify_add_watch(ifd, &path, MASK)?;
     cx.inotify.watches.entry(wd).or_default().push(kn.id);
     Ok(Vnode {
         fd,
@@ -285,8 +261,7 @@ impl Filter for Vnode {
         if ids.is_empty() {
             cx.inotify.watches.remove(&self.wd);
             if let Some(fd) = &cx.inotify.fd {
-                // SAFETY: fd is our inotify instance; a stale wd gives EINVAL.
-                unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), self.wd) };
+                sys::inotify_rm_watch(fd.as_raw_fd(), self.wd);
             }
         }
     }

@@ -6,8 +6,8 @@ use std::os::fd::RawFd;
 
 use super::consts::*;
 use super::fdtable::{Dir, FileKind};
-use super::filter::Ready;
-use super::sys::{self, Stat};
+use super::knote::Ready;
+use crate::core::linux::sys::{self, Stat};
 
 const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
 const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
@@ -67,7 +67,8 @@ mod tests {
     fn a_pipe_reports_its_free_space() {
         let kq = Kqueue::new().unwrap();
         let (_r, w) = pipe();
-        let size = super::sys::fcntl_int(w.as_raw_fd(), libc::F_GETPIPE_SZ).unwrap() as i64;
+        let size =
+            crate::core::linux::sys::fcntl_int(w.as_raw_fd(), libc::F_GETPIPE_SZ).unwrap() as i64;
         apply(&kq, &[kev(fd_ident(&w), FILTER_WRITE, EV_ADD)]);
         assert_eq!(wait(&kq, 0)[0].data, size);
         write_all(&w, b"12345");

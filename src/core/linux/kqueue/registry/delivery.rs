@@ -9,9 +9,11 @@ use std::os::fd::AsRawFd;
 
 use super::super::consts::{EV_DISPATCH, EV_ONESHOT};
 use super::super::ctx::{self, Target};
-use super::super::filter::Collect;
-use super::super::{fdtable, sys, KEvent};
+use super::super::knote::Collect;
+use super::super::{fds, fdtable};
 use super::{Loc, Registry};
+use crate::core::kevent::KEvent;
+use crate::core::linux::sys;
 
 impl Registry {
     /// Puts `loc` (back) on the active list: a fd position has at most one
@@ -69,7 +71,7 @@ impl Registry {
             if token == ctx::NOTIFY {
                 self.raised = true;
             } else if let Some((fd, gen)) = fdtable::decode(token) {
-                let ready = fdtable::report(&mut self.cx, fd, gen, revents);
+                let ready = fds::report(&mut self.cx, fd, gen, revents);
                 for dir in 0..2 {
                     if ready & (1 << dir) != 0 {
                         self.activate(Loc::Fd(fd, dir));
@@ -148,8 +150,8 @@ impl Registry {
             let (ident, filter, collected) = match loc {
                 Loc::Fd(fd, dir) => (
                     fd as u64,
-                    fdtable::DIRS[dir].filter,
-                    fdtable::collect(&mut self.cx, fd, dir),
+                    fds::DIRS[dir].filter,
+                    fds::collect(&mut self.cx, fd, dir),
                 ),
                 Loc::Knote(id) => {
                     let Some(kn) = self.knotes.get_mut(&id) else {
@@ -189,7 +191,7 @@ impl Registry {
                 continue;
             }
             let stay = match loc {
-                Loc::Fd(fd, _) => fdtable::stays(&self.cx, fd, &st),
+                Loc::Fd(fd, _) => fds::stays(&self.cx, fd, &st),
                 Loc::Knote(id) => match self.knotes.get_mut(&id) {
                     Some(kn) => kn.imp.delivered(&mut self.cx, &kn.info()),
                     None => false,
@@ -219,7 +221,7 @@ impl Registry {
     fn disarm(&mut self, loc: Loc) {
         match loc {
             Loc::Fd(fd, _) => {
-                if fdtable::sync(&mut self.cx, fd).is_err() {
+                if fds::sync(&mut self.cx, fd).is_err() {
                     self.drop_fd(fd);
                 }
             }
