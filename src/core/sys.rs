@@ -10,7 +10,7 @@
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use super::deadline::Deadline;
 use super::error::{cvt, OsError, OsResult};
@@ -33,6 +33,39 @@ pub fn own(fd: libc::c_int) -> OwnedFd {
     // just created (or one whose ownership the caller hands over, as
     // `fromfd` documents), so it is open and owned by nothing else.
     unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// A descriptor a caller handed over (Python's `fromfd` contract), closed
+/// on drop. The caller may have closed it already (CPython's own `fromfd`
+/// test closes the number twice): a close that fails is ignored, where
+/// `OwnedFd` aborts the process in debug builds.
+pub struct AdoptedFd(RawFd);
+
+impl AdoptedFd {
+    /// Takes over `fd`; nothing else may close it but by the caller's choice.
+    pub fn new(fd: RawFd) -> AdoptedFd {
+        AdoptedFd(fd)
+    }
+}
+
+impl From<OwnedFd> for AdoptedFd {
+    fn from(fd: OwnedFd) -> AdoptedFd {
+        AdoptedFd(fd.into_raw_fd())
+    }
+}
+
+impl AsRawFd for AdoptedFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl Drop for AdoptedFd {
+    fn drop(&mut self) {
+        // SAFETY: close only releases the number; EBADF (closed already by
+        // the caller) is the one failure, and there is nothing to do about it.
+        unsafe { libc::close(self.0) };
+    }
 }
 
 /// An identifier as an fd: idents beyond `c_int` cannot be open descriptors.

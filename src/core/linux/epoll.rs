@@ -2,7 +2,7 @@
 //! and reuses one event buffer across waits.
 
 use std::collections::HashSet;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::sys;
 use crate::core::deadline::Deadline;
@@ -20,7 +20,7 @@ const KEEP_EVENTS: usize = 4096;
 const MAX_EVENTS: usize = libc::c_int::MAX as usize / std::mem::size_of::<libc::epoll_event>();
 
 pub struct Epoll {
-    fd: OwnedFd,
+    fd: sys::AdoptedFd,
     /// The last wait's events; its capacity is the buffer, allocated
     /// fallibly and never zero-filled (the kernel writes what it returns).
     events: Vec<libc::epoll_event>,
@@ -34,7 +34,7 @@ pub struct Epoll {
 impl Epoll {
     /// A new epoll instance; `cloexec` is forced on, as in Python.
     pub fn new() -> OsResult<Epoll> {
-        sys::epoll_create().map(Epoll::wrap)
+        sys::epoll_create().map(|fd| Epoll::wrap(fd.into()))
     }
 
     /// Takes ownership of an existing epoll descriptor, as Python's `fromfd`
@@ -42,11 +42,11 @@ impl Epoll {
     pub fn from_fd(fd: RawFd) -> OsResult<Epoll> {
         sys::check_fd(fd)?;
         // fd is open, and the caller hands its ownership over (the documented
-        // contract of fromfd).
-        Ok(Epoll::wrap(sys::own(fd)))
+        // contract of fromfd); it may still close it behind our back.
+        Ok(Epoll::wrap(sys::AdoptedFd::new(fd)))
     }
 
-    fn wrap(fd: OwnedFd) -> Epoll {
+    fn wrap(fd: sys::AdoptedFd) -> Epoll {
         Epoll {
             fd,
             events: Vec::new(),
