@@ -201,7 +201,7 @@ describe("robustness", function()
       for i = 1, 100 do socks[i]:close() end
       local others = {}
       for i = 1, 100 do others[i] = socket.udp(); others[i]:setsockname("127.0.0.1", 0) end
-      -- Waits that block check the queue's descriptors, one each.
+      -- Waits that time out check the queue's descriptors, one each.
       for _ = 1, 120 do kq:control(nil, 1, 0.001) end
       collectgarbage(); collectgarbage()
       local kept = 0

@@ -249,7 +249,6 @@ impl Kqueue {
             let waited = if block {
                 // Wait without the lock, so that other threads can use the
                 // queue meanwhile (e.g. to trigger a USER event that wakes us).
-                reg.sweep(1);
                 reg.settle();
                 drop(reg);
                 let got = sys::epoll_wait(epfd, &mut buf, || deadline.remaining_ms());
@@ -273,6 +272,11 @@ impl Kqueue {
                 continue;
             }
             if !out.is_empty() || deadline.remaining_ms() == 0 {
+                if block && out.is_empty() {
+                    // A wait that timed out: an idle moment to look for a
+                    // descriptor closed behind the queue's back.
+                    reg.sweep(1);
+                }
                 break Ok(());
             }
             block = true;

@@ -419,9 +419,10 @@ impl Registry {
     /// whose descriptor was closed or given to another file since: BSD drops
     /// a closed descriptor's registrations (and their udata) at once, but
     /// here nothing tells the queue, and an entry of a closed file never
-    /// fires. Run when a new descriptor is registered (two slots) and before
-    /// a wait that blocks (one), so stale slots go as the queue is used: one
-    /// system call each, on paths that make several anyway.
+    /// fires. Run when a new descriptor is registered (two slots) and after
+    /// a wait that blocked and timed out (one), so stale slots go as the
+    /// queue is used: one system call each, on paths that make several
+    /// anyway or are idle.
     pub fn sweep(&mut self, budget: usize) {
         for _ in 0..budget {
             let fd = match self.cx.fds.next_occupied(self.sweep_at) {
