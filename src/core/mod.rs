@@ -17,6 +17,7 @@ pub mod error;
 pub mod fdhash;
 pub mod fdmap;
 pub mod fork;
+pub mod handles;
 pub mod kevent;
 pub mod pollset;
 pub mod select;

@@ -15,12 +15,12 @@ pub use consts::{EV_ADD, FILTER_READ};
 
 use std::fmt;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex};
 
 use crate::core::deadline::Deadline;
 use crate::core::error::{OsError, OsResult};
 use crate::core::fork;
+use crate::core::handles::{self, lock, Handles};
 use crate::core::sys::retry_eintr;
 use tokens::Tokens;
 
@@ -33,15 +33,8 @@ struct Shared {
     tokens: Mutex<Tokens>,
 }
 
-static NEXT_QUEUE: AtomicU64 = AtomicU64::new(1);
-
-/// Every live handle's fd, for `from_fd`.
-static HANDLES: Mutex<Vec<(RawFd, Weak<Shared>)>> = Mutex::new(Vec::new());
-
-/// Locks ignoring poisoning (nothing here may panic, Drop especially).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// Every live handle, for `from_fd`.
+static HANDLES: Handles<Shared> = Handles::new();
 
 /// The most events one call asks the kernel for beyond its changes' count:
 /// `maxevents` may be up to 2^31-1, and the buffer is allocated per call.
@@ -72,15 +65,12 @@ impl Kqueue {
     fn with_shared(fd: OwnedFd, shared: Option<Arc<Shared>>) -> Kqueue {
         let shared = shared.unwrap_or_else(|| {
             Arc::new(Shared {
-                id: NEXT_QUEUE.fetch_add(1, Ordering::Relaxed),
+                id: handles::next_queue_id(),
                 generation: fork::generation(),
                 tokens: Mutex::new(Tokens::default()),
             })
         });
-        let mut handles = lock(&HANDLES);
-        handles.retain(|(f, _)| *f != fd.as_raw_fd());
-        handles.push((fd.as_raw_fd(), Arc::downgrade(&shared)));
-        drop(handles);
+        HANDLES.lock().add(fd.as_raw_fd(), &shared);
         Kqueue {
             fd: Some(fd),
             shared: Some(shared),
@@ -92,10 +82,9 @@ impl Kqueue {
     /// errors are the kernel's when `fd` is not a kqueue.
     pub fn from_fd(fd: RawFd) -> OsResult<Kqueue> {
         let generation = fork::generation();
-        let known = lock(&HANDLES)
-            .iter()
-            .find(|(f, _)| *f == fd)
-            .and_then(|(_, weak)| weak.upgrade())
+        let known = HANDLES
+            .lock()
+            .find(fd)
             .filter(|s| s.generation == generation);
         if known.is_none() {
             // Not one of ours: ask the kernel whether it is a queue at all.
@@ -214,11 +203,8 @@ impl Kqueue {
             return;
         }
         let me = fd.as_raw_fd();
-        let mut handles = lock(&HANDLES);
-        handles.retain(|(f, weak)| !(*f == me && weak.as_ptr() == Arc::as_ptr(&shared)));
-        if handles.is_empty() {
-            *handles = Vec::new();
-        }
+        let mut handles = HANDLES.lock();
+        handles.remove(me, &shared);
         drop(fd);
         let last = Arc::strong_count(&shared) == 1;
         drop(handles);

@@ -70,12 +70,12 @@ pub use consts::*;
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex};
 
 use crate::core::deadline::Deadline;
 use crate::core::error::{OsError, OsResult};
 use crate::core::fork;
+use crate::core::handles::{self, lock, Handles};
 pub use crate::core::kevent::KEvent;
 use crate::core::linux::sys;
 use registry::Registry;
@@ -89,17 +89,8 @@ struct Shared {
     reg: Mutex<Registry>,
 }
 
-/// The next queue id.
-static NEXT_QUEUE: AtomicU64 = AtomicU64::new(1);
-
-/// Every live handle's fd, for `from_fd`.
-static HANDLES: Mutex<Vec<(RawFd, Weak<Shared>)>> = Mutex::new(Vec::new());
-
-/// Locks ignoring poisoning: the state stays consistent between calls, and
-/// nothing here may panic (Drop especially).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// Every live handle, for `from_fd`.
+static HANDLES: Handles<Shared> = Handles::new();
 
 /// How many epoll reports one epoll_wait takes at most (a stack buffer).
 const BATCH: usize = 128;
@@ -125,16 +116,11 @@ impl Kqueue {
         let fd = sys::epoll_create()?;
         let reg = Registry::new(fd.as_raw_fd())?;
         let shared = Arc::new(Shared {
-            id: NEXT_QUEUE.fetch_add(1, Ordering::Relaxed),
+            id: handles::next_queue_id(),
             generation,
             reg: Mutex::new(reg),
         });
-        let mut handles = lock(&HANDLES);
-        // An entry left under this number belongs to an fd closed behind its
-        // handle's back.
-        handles.retain(|(f, _)| *f != fd.as_raw_fd());
-        handles.push((fd.as_raw_fd(), Arc::downgrade(&shared)));
-        drop(handles);
+        HANDLES.lock().add(fd.as_raw_fd(), &shared);
         Ok(Kqueue {
             fd,
             shared: Some(shared),
@@ -146,16 +132,13 @@ impl Kqueue {
     /// shares the registrations: a change through either is seen by both.
     pub fn from_fd(fd: RawFd) -> OsResult<Kqueue> {
         let generation = fork::generation();
-        let mut handles = lock(&HANDLES);
+        let mut handles = HANDLES.lock();
         let shared = handles
-            .iter()
-            .find(|(f, _)| *f == fd)
-            .and_then(|(_, weak)| weak.upgrade())
+            .find(fd)
             .filter(|s| s.generation == generation)
             .ok_or(OsError(libc::EINVAL))?;
         let dup = sys::dup_cloexec(fd)?;
-        handles.retain(|(f, _)| *f != dup.as_raw_fd());
-        handles.push((dup.as_raw_fd(), Arc::downgrade(&shared)));
+        handles.add(dup.as_raw_fd(), &shared);
         drop(handles);
         Ok(Kqueue {
             fd: dup,
@@ -319,14 +302,8 @@ impl Kqueue {
             return;
         }
         let me = self.fd.as_raw_fd();
-        let mut handles = lock(&HANDLES);
-        handles.retain(|(f, weak)| !(*f == me && weak.as_ptr() == Arc::as_ptr(&shared)));
-        if handles.is_empty() {
-            // Free the table's buffer with the last queue: a buffer kept by
-            // this static is lost for good when Lua unloads the module
-            // (valgrind: "definitely lost", scripts/valgrind.sh).
-            *handles = Vec::new();
-        }
+        let mut handles = HANDLES.lock();
+        handles.remove(me, &shared);
         if Arc::strong_count(&shared) > 1 {
             // Other handles remain. Give up our share under the HANDLES lock,
             // so that two handles closing at once cannot both think the
