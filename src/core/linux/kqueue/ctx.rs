@@ -102,6 +102,25 @@ pub fn epoll_add(epfd: RawFd, fd: RawFd, events: u32, token: u64) -> OsResult<()
     }
 }
 
+/// Puts a registration's own descriptor (a timerfd, a pidfd) in the epoll
+/// set while `enabled`, and takes it out otherwise; `in_epoll` records which.
+pub fn watch_own_fd(
+    epfd: RawFd,
+    fd: RawFd,
+    token: u64,
+    enabled: bool,
+    in_epoll: &mut bool,
+) -> OsResult<()> {
+    if enabled && !*in_epoll {
+        epoll_add(epfd, fd, libc::EPOLLIN as u32, token)?;
+        *in_epoll = true;
+    } else if !enabled && *in_epoll {
+        epoll_del(epfd, fd);
+        *in_epoll = false;
+    }
+    Ok(())
+}
+
 /// EPOLL_CTL_DEL; failures only mean the entry is already gone.
 pub fn epoll_del(epfd: RawFd, fd: RawFd) {
     let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, 0, 0);

@@ -86,13 +86,7 @@ impl Filter for Timer {
 
     fn arm(&mut self, cx: &mut Ctx, kn: &Info) -> OsResult<bool> {
         let fd = self.fd.as_raw_fd();
-        if kn.enabled && !self.in_epoll {
-            ctx::epoll_add(cx.epfd, fd, libc::EPOLLIN as u32, self.token)?;
-            self.in_epoll = true;
-        } else if !kn.enabled && self.in_epoll {
-            ctx::epoll_del(cx.epfd, fd);
-            self.in_epoll = false;
-        }
+        ctx::watch_own_fd(cx.epfd, fd, self.token, kn.enabled, &mut self.in_epoll)?;
         Ok(false)
     }
 
