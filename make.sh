@@ -63,6 +63,17 @@ test_all() {
   deps
   passed=0; failed=0
   add() { passed=$((passed + $1)); failed=$((failed + $2)); }
+  # A step that prints "ok ..."/"not ok ..." lines (in $out, exit status in
+  # $rc): tap_count sets p and q from them; tap_add counts them, and a
+  # failing exit with no "not ok" line as one failure.
+  tap_count() {
+    p=$(printf '%s\n' "$out" | grep -c '^ok ' || true)
+    q=$(printf '%s\n' "$out" | grep -c '^not ok ' || true)
+  }
+  tap_add() {
+    if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
+    add "$p" "$q"
+  }
 
   # Adds the counts of every "test result:" line of cargo test's output ($out).
   add_cargo() {
@@ -105,47 +116,39 @@ test_all() {
   rc=0
   out=$(scripts/test-luarocks.sh 2>&1) || rc=$?
   printf '%s\n' "$out" | grep -v '^ok ' || true
-  p=$(printf '%s\n' "$out" | grep -c '^ok ' || true)
-  q=$(printf '%s\n' "$out" | grep -c '^not ok ' || true)
+  tap_count
   echo "$p of $((p + q)) luarocks checks ok"
-  if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
-  add "$p" "$q"
+  tap_add
 
   say "cross type-check for FreeBSD, macOS (arm64, x86-64), OpenBSD, NetBSD x lua54, lua51, luajit (scripts/cross-check.sh)"
   rc=0
   out=$(scripts/cross-check.sh 2>&1) || rc=$?
   printf '%s\n' "$out"
-  p=$(printf '%s\n' "$out" | grep -c '^ok ' || true)
-  q=$(printf '%s\n' "$out" | grep -c '^not ok ' || true)
-  if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
-  add "$p" "$q"
+  tap_count
+  tap_add
 
   say "native kqueue backend on libkqueue, Lua 5.4 and LuaJIT (scripts/test-libkqueue.sh)"
   rc=0
   out=$(scripts/test-libkqueue.sh 2>&1) || rc=$?
   # Failures, skips of the whole check, and each known difference of libkqueue.
   printf '%s\n' "$out" | grep -E '^(not ok|skip|#)|# SKIP' || true
-  p=$(printf '%s\n' "$out" | grep -c '^ok ' || true)
-  q=$(printf '%s\n' "$out" | grep -c '^not ok ' || true)
+  tap_count
   k=$(printf '%s\n' "$out" | grep -c '# SKIP' || true)
   if printf '%s\n' "$out" | grep -q '^skip '; then
     echo "libkqueue check skipped (see above): not counted"
   else
     echo "$p of $((p + q)) libkqueue checks ok; $k of them pending with the reason listed above (a known difference of libkqueue, or of the emulation from native kqueue, or a missing test dependency)"
   fi
-  if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
-  add "$p" "$q"
+  tap_add
 
   say "allocation-failure and finalizer sweeps from a C host, two threads (scripts/host-sweeps.sh, VALGRIND=1)"
   rc=0
   out=$(VALGRIND=${VALGRIND:-1} scripts/host-sweeps.sh 2>&1) || rc=$?
   printf '%s\n' "$out" | grep -vE '^(ok |# )' | head -80 || true
   printf '%s\n' "$out" | grep -E '^ok .* sweep' || true
-  p=$(printf '%s\n' "$out" | grep -c '^ok ' || true)
-  q=$(printf '%s\n' "$out" | grep -c '^not ok ' || true)
+  tap_count
   echo "$p of $((p + q)) host checks ok"
-  if [ "$rc" != 0 ] && [ "$q" = 0 ]; then q=1; fi
-  add "$p" "$q"
+  tap_add
 
   say "reference docs: ldoc builds without warnings, links resolve, examples run (scripts/check-docs.sh)"
   rc=0
