@@ -29,8 +29,9 @@
 //! keep the udata.
 //!
 //! Where the kernel's wake-ups decide (EV_CLEAR on WRITE after the peer
-//! reads, a fast timer that may already have expired, READ|WRITE sharing one
-//! epoll entry) the model says "may" instead of "must" or "must not".
+//! reads, a fast timer that may already have expired) the model says "may"
+//! instead of "must" or "must not". READ and WRITE of one descriptor are
+//! independent, as on FreeBSD: nothing done to one makes the other fire.
 //!
 //! `PROPTEST_CASES=n` overrides the number of cases (default 1500, about 12 s).
 
@@ -394,17 +395,6 @@ impl Model {
         Ok(stored)
     }
 
-    /// After a successful change on an fd registration: the READ and WRITE
-    /// registrations of one fd share an epoll entry, and any change to it
-    /// makes the kernel re-report the entry, so an EV_CLEAR registration of
-    /// the other direction may fire again (a known limit of the emulation:
-    /// FreeBSD keeps them independent).
-    fn shared_entry_changed(&mut self, target: &Target) {
-        if let Target::End(end, _) = *target {
-            self.touch_fd(end, |_, _, maybe| *maybe = true);
-        }
-    }
-
     /// An end was closed: its registrations go (BSD drops the knotes of a
     /// closed descriptor) and its peer sees EOF.
     fn close(&mut self, end: usize) {
@@ -591,12 +581,10 @@ impl Case {
                 };
                 check!(wrote == n as isize, "write {n} to end {end}: {wrote}");
                 self.model.bytes[peer] += n;
-                // New data: an edge for READ, and a report of the shared
-                // entry that an EV_CLEAR WRITE on that fd may take as one.
-                self.model.touch_fd(peer, |write, edge, maybe| {
-                    if write {
-                        *maybe = true;
-                    } else {
+                // New data: an edge for READ (WRITE of that fd is not
+                // concerned: the two are independent).
+                self.model.touch_fd(peer, |write, edge, _| {
+                    if !write {
                         *edge = true;
                     }
                 });
@@ -613,17 +601,10 @@ impl Case {
                 check!(got == want, "read at end {end}: {got} bytes, model {want}");
                 self.model.bytes[end] -= got;
                 if got > 0 {
-                    // The writer's space grew: its EV_CLEAR WRITE may fire.
-                    // While that WRITE is enabled, the wake-up reports the
-                    // epoll entry it shares with READ of the same fd, so an
-                    // EV_CLEAR READ there with data still unread may fire
-                    // again too (the shared-entry limit, as for changes).
-                    let peer = PEER[end];
-                    let shared = self.model.regs.values().any(|r| {
-                        r.enabled && matches!(r.kind, RegKind::Fd { end: e, write: true, .. } if e == peer)
-                    });
-                    self.model.touch_fd(peer, |write, _, maybe| {
-                        if write || shared {
+                    // The writer's space grew: its EV_CLEAR WRITE may fire
+                    // (whether the kernel wakes it depends on how much).
+                    self.model.touch_fd(PEER[end], |write, _, maybe| {
+                        if write {
                             *maybe = true;
                         }
                     });
@@ -691,9 +672,6 @@ impl Case {
         let mut want_err = None;
         for (ch, kev) in changes.iter().zip(&kevs) {
             let result = self.model.apply(kev, &ch.target);
-            if result.is_ok() {
-                self.model.shared_entry_changed(&ch.target);
-            }
             if result.is_ok() && kev.flags & EV_RECEIPT == 0 {
                 continue;
             }
@@ -774,16 +752,9 @@ impl Case {
             }
         }
         // Deliveries change the model.
-        let mut changed_entries = Vec::new();
         for ev in &out {
             let key = (ev.ident, ev.filter);
             let reg = self.model.regs.get_mut(&key).unwrap();
-            if let RegKind::Fd { end, .. } = reg.kind {
-                if reg.stored & (EV_ONESHOT | EV_DISPATCH) != 0 {
-                    // Removing or disabling it changes the shared entry.
-                    changed_entries.push(Target::End(end, false));
-                }
-            }
             if reg.stored & EV_ONESHOT != 0 {
                 self.model.regs.remove(&key);
                 continue;
@@ -803,9 +774,6 @@ impl Case {
             if reg.stored & EV_DISPATCH != 0 {
                 reg.enabled = false;
             }
-        }
-        for t in changed_entries {
-            self.model.shared_entry_changed(&t);
         }
         // An EV_CLEAR edge on something no longer ready was lost.
         let model = &self.model;
@@ -1185,10 +1153,9 @@ fn shrunk_add_delete_on_a_reused_number() {
     }
 }
 
-/// Not a fix: the model's tolerance. The READ and WRITE registrations of one
-/// fd share an epoll entry, so adding (or removing, or disabling) one makes
-/// the kernel report the entry again and an EV_CLEAR registration of the
-/// other direction fires once more; FreeBSD keeps them independent.
+/// READ and WRITE of one fd are independent: adding (or removing, or
+/// disabling) one must not make an EV_CLEAR registration of the other fire
+/// again, as it did while the two shared one epoll entry.
 #[test]
 fn shrunk_shared_entry_refires_clear() {
     run(&[
@@ -1298,11 +1265,9 @@ fn shrunk_delete_after_the_number_was_reused() {
     .unwrap();
 }
 
-/// Not a fix: the model's tolerance, found with a random seed (the code
-/// before the fd table did the same). Reading at the peer wakes the writer's
-/// socket; its EV_CLEAR READ and an enabled WRITE share one edge-triggered
-/// epoll entry, whose report (for the new space) still shows the unread byte,
-/// so READ fires once more.
+/// Found with a random seed while READ and WRITE shared one epoll entry:
+/// reading at the peer wakes the writer's socket for the new space, and its
+/// EV_CLEAR READ, with a byte still unread, must not fire again for that.
 #[test]
 fn shrunk_peer_read_refires_clear_read_on_a_shared_entry() {
     run(&[

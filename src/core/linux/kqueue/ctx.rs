@@ -2,7 +2,12 @@
 //! register in, the token table that maps `epoll_event.data` back to them,
 //! and the per-queue helpers (fd table, inotify instance, signal watch).
 //!
-//! Tokens come in three kinds: `NOTIFY` (the queue's own eventfd), fd tokens
+//! User descriptors have one epoll entry per direction, so that READ and
+//! WRITE of one descriptor are as independent as on BSD: READ entries are in
+//! the queue's own epoll set, WRITE entries in a second one (`wset`), itself
+//! in the first under the token `WSET`, read when it reports.
+//!
+//! Tokens come in three kinds: `NOTIFY` (the queue's own eventfd), `WSET`, fd tokens
 //! (the top bit set: a descriptor number and its slot's generation, decoded
 //! by fdtable.rs without any table), and small numbers from `add_target`
 //! for everything else (timerfds, pidfds, the shared sources).
@@ -40,6 +45,8 @@ pub struct Ctx {
     /// Readable while the queue has events no kernel fd reports by itself
     /// (see Registry::refresh_notify); shared with the signal hub.
     pub notify: Arc<OwnedFd>,
+    /// The epoll set of the WRITE entries (see the header).
+    pub wset: OwnedFd,
     targets: HashMap<u64, Target, FdHash>,
     next_token: u64,
     pub fds: FdTable,
@@ -56,15 +63,19 @@ pub struct Ctx {
 /// The token of the queue's notify eventfd. Its state is read by
 /// Registry::refresh_notify, not through a target.
 pub const NOTIFY: u64 = 1;
+/// The token of `wset` in the queue's epoll set.
+pub const WSET: u64 = 2;
 
 impl Ctx {
     pub fn new(epfd: RawFd) -> OsResult<Ctx> {
         let notify = Arc::new(sys::eventfd()?);
+        let wset = sys::epoll_create()?;
         let cx = Ctx {
             epfd,
             notify,
+            wset,
             targets: HashMap::default(),
-            next_token: NOTIFY + 1,
+            next_token: WSET + 1,
             fds: FdTable::default(),
             inotify: Inotify::default(),
             signals: SignalWatch::default(),
@@ -73,7 +84,18 @@ impl Ctx {
         };
         let fd = cx.notify.as_raw_fd();
         epoll_add(epfd, fd, libc::EPOLLIN as u32, NOTIFY)?;
+        epoll_add(epfd, cx.wset.as_raw_fd(), libc::EPOLLIN as u32, WSET)?;
         Ok(cx)
+    }
+
+    /// The epoll set holding the entries of direction `dir` (READ 0, WRITE
+    /// 1); -1 during teardown.
+    pub fn set(&self, dir: usize) -> RawFd {
+        if dir == 0 || self.epfd < 0 {
+            self.epfd
+        } else {
+            self.wset.as_raw_fd()
+        }
     }
 
     /// A fresh token for `target`.

@@ -1,25 +1,29 @@
-//! User descriptors (READ and WRITE filters) against epoll: each slot of the
-//! fd table (fdtable.rs) has one epoll entry, whose mask is the union of the
-//! enabled registrations. read.rs and write.rs only say how to measure an
-//! event.
+//! User descriptors (READ and WRITE filters) against epoll: each registration
+//! of the fd table (fdtable.rs) has its own epoll entry, READ's in the
+//! queue's epoll set and WRITE's in the second set (`Ctx::wset`), so that the
+//! two directions of one descriptor never disturb each other: adding,
+//! deleting, disabling or reading one changes nothing of the other, as on
+//! FreeBSD. read.rs and write.rs only say how to measure an event.
 //!
-//! Modes. Level-triggered registrations use EPOLLONESHOT and are re-armed as
-//! soon as a report is taken: the kernel then reports the fd again while it
-//! stays ready (level semantics), and an entry whose fd the user closed while
-//! the file stays open elsewhere (a dup, a child) fires at most once instead
-//! of forever. When an enabled registration on the fd has EV_CLEAR, the entry
-//! is edge-triggered (EPOLLET) instead, and a level registration sharing it
-//! stays on the active list and is re-checked with poll(2) on each call. With
-//! no registration enabled the entry stays in the set, disarmed (ONESHOT with
-//! no interest), so that it can still vouch for the file (below).
+//! Modes. A level-triggered registration has a level-triggered entry: the
+//! kernel reports it on every wait while the fd is ready, so a delivery
+//! costs no system call but the measurement (FIONREAD and the like). An
+//! EV_CLEAR registration has an edge-triggered entry (EPOLLET). A disabled
+//! one stays in its set, disarmed (ONESHOT with no interest), so that it can
+//! still vouch for the file (below) and its ERR/HUP fire at most once.
 //!
 //! Identity. BSD drops the knotes of a closed descriptor; here the number may
 //! be closed, or reused for another file, behind our back. The kernel keys an
-//! epoll entry by (file, fd number) and looks it up by the file the number
-//! names *now*, so every epoll_ctl on the number is also a check: EBADF (the
-//! number is closed) or ENOENT (it names another file) means the slot is
-//! stale, and its registrations die. Changes and re-arms need an epoll_ctl
-//! anyway, so the check costs nothing there; elsewhere `ctx::probe` does it.
+//! epoll entry by (file, fd number) and removes it when the file's last
+//! descriptor closes, so a report always comes from the file registered, and
+//! a closed file reports nothing. Every epoll_ctl on the number is also a
+//! check: EBADF (the number is closed) or ENOENT (it names another file)
+//! means the slot is stale, and its registrations die. Changes need an
+//! epoll_ctl anyway, so the check costs nothing there; `ctx::probe` does it
+//! elsewhere (the sweep, joining the other direction). A report of a file
+//! still open elsewhere (a dup, a child) under a number since closed is
+//! found by its measurement (EBADF) and drops the slot; docs/kqueue-emulation.md
+//! tells what remains of that case.
 //!
 //! Files epoll refuses (regular files, EPERM) are always ready, as poll(2)
 //! says; their registrations stay on the active list, which keeps the
@@ -31,7 +35,7 @@ use std::os::fd::RawFd;
 use super::consts::*;
 use super::ctx::{self, Ctx};
 use super::fdtable::{
-    present, token, Dir, FdSlot, FdTable, FileKind, ALWAYS, EDGE, LISTED, OCCUPIED,
+    edge, present, token, Dir, FdSlot, FdTable, FileKind, ALWAYS, LISTED, OCCUPIED,
 };
 use super::knote::{Collect, State};
 use super::{read, write};
@@ -41,26 +45,31 @@ use crate::core::linux::sys::{self, Stat};
 /// Indexed by direction: READ 0, WRITE 1.
 pub const DIRS: [&Dir; 2] = [&read::READ, &write::WRITE];
 
+const ONESHOT: u32 = libc::EPOLLONESHOT as u32;
+const ET: u32 = libc::EPOLLET as u32;
+
 impl FdSlot {
-    /// The epoll mask the enabled registrations want, and whether it is
-    /// edge-triggered. No interest: ONESHOT alone, so ERR/HUP (which epoll
-    /// always reports) fire at most once while everything is disabled.
-    fn wanted(&self) -> (u32, bool) {
-        let mut bits = 0;
-        let mut edge = false;
-        for (dir, d) in DIRS.iter().enumerate() {
-            let reg = &self.reg[dir];
-            if self.bits & present(dir) != 0 && reg.enabled {
-                bits |= d.interest;
-                edge |= reg.flags & EV_CLEAR != 0;
-            }
+    /// The epoll mask of the entry of direction `dir`, and whether it is
+    /// edge-triggered. Not enabled: ONESHOT alone, so ERR/HUP (which epoll
+    /// always reports) fire at most once.
+    fn wanted(&self, dir: usize) -> (u32, bool) {
+        let reg = &self.reg[dir];
+        if self.bits & present(dir) == 0 || !reg.enabled {
+            return (ONESHOT, false);
         }
-        let mode = if edge && bits != 0 {
-            libc::EPOLLET
+        if reg.flags & EV_CLEAR != 0 {
+            (DIRS[dir].interest | ET, true)
         } else {
-            libc::EPOLLONESHOT
-        };
-        (bits | mode as u32, edge && bits != 0)
+            (DIRS[dir].interest, false)
+        }
+    }
+
+    fn set_edge(&mut self, dir: usize, on: bool) {
+        if on {
+            self.bits |= edge(dir);
+        } else {
+            self.bits &= !edge(dir);
+        }
     }
 }
 
@@ -73,23 +82,28 @@ fn same_file(t: &FdTable, fd: RawFd) -> OsResult<Stat> {
     }
 }
 
+/// A direction of the slot that has an entry (to probe), if any.
+fn some_dir(s: &FdSlot) -> Option<usize> {
+    (0..2).find(|&dir| s.bits & present(dir) != 0)
+}
+
 /// Whether the slot of `fd` still names the file it was made for, asked
-/// without changing its epoll entry (so no event is reported anew): false
+/// without changing its epoll entries (so no event is reported anew): false
 /// once the number was closed, or given to another file.
 pub fn still_same(cx: &Ctx, fd: RawFd) -> bool {
     match cx.fds.get(fd) {
         Some(s) if s.bits & ALWAYS != 0 => same_file(&cx.fds, fd).is_ok(),
-        Some(_) => ctx::probe(cx.epfd, fd).is_ok(),
+        Some(s) => some_dir(s).is_none_or(|dir| ctx::probe(cx.set(dir), fd).is_ok()),
         None => true,
     }
 }
 
-/// Brings the epoll entry of an occupied slot in line with its
-/// registrations, or takes it out of the set when the slot is empty. An
-/// error (EBADF: closed; ENOENT: the number names another file) means the
-/// slot is stale: the caller drops it (`FdTable::forget`).
-pub fn sync(cx: &mut Ctx, fd: RawFd) -> OsResult<()> {
-    let epfd = cx.epfd;
+/// Brings the epoll entry of (fd, dir) in line with its registration, or
+/// takes it out of its set when there is none. An error (EBADF: closed;
+/// ENOENT: the number names another file) means the slot is stale: the
+/// caller drops it (`FdTable::forget`).
+pub fn sync(cx: &mut Ctx, fd: RawFd, dir: usize) -> OsResult<()> {
+    let set = cx.set(dir);
     let t = &mut cx.fds;
     let Some(s) = t.get(fd).copied() else {
         return Ok(());
@@ -104,13 +118,13 @@ pub fn sync(cx: &mut Ctx, fd: RawFd) -> OsResult<()> {
         }
         return checked;
     }
-    if s.bits & OCCUPIED == 0 {
-        return sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, 0, 0);
+    if s.bits & present(dir) == 0 {
+        return sys::epoll_ctl(set, libc::EPOLL_CTL_DEL, fd, 0, 0);
     }
-    let (events, edge) = s.wanted();
-    sys::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, events, token(fd, s.gen))?;
+    let (events, is_edge) = s.wanted(dir);
+    sys::epoll_ctl(set, libc::EPOLL_CTL_MOD, fd, events, token(fd, s.gen))?;
     if let Some(s) = t.get_mut(fd) {
-        s.bits = if edge { s.bits | EDGE } else { s.bits & !EDGE };
+        s.set_edge(dir, is_edge);
     }
     Ok(())
 }
@@ -121,25 +135,23 @@ pub fn sync(cx: &mut Ctx, fd: RawFd) -> OsResult<()> {
 /// file).
 pub fn claim(cx: &mut Ctx, fd: RawFd, dir: usize, st: State) -> OsResult<bool> {
     let info = sys::fstat(fd)?;
-    let epfd = cx.epfd;
+    let set = cx.set(dir);
     let t = &mut cx.fds;
     let s = t.slot(fd);
     s.gen = s.gen.wrapping_add(1) & !(1 << 31);
     s.kind = FileKind::of(&info);
-    s.round = 0;
-    s.revents = 0;
+    s.round = [0; 2];
+    s.revents = [0; 2];
     s.bits &= LISTED;
     s.reg[dir] = st;
     s.bits |= present(dir);
-    let (events, edge) = s.wanted();
+    let (events, is_edge) = s.wanted(dir);
     // EEXIST: an entry of this very file under this number outlived an
     // earlier slot (the number was closed and given back to the same file);
     // it is taken over by the new token.
-    match ctx::epoll_add(epfd, fd, events, token(fd, s.gen)) {
+    match ctx::epoll_add(set, fd, events, token(fd, s.gen)) {
         Ok(()) => {
-            if edge {
-                s.bits |= EDGE;
-            }
+            s.set_edge(dir, is_edge);
             Ok(false)
         }
         Err(OsError(libc::EPERM)) => {
@@ -155,13 +167,30 @@ pub fn claim(cx: &mut Ctx, fd: RawFd, dir: usize, st: State) -> OsResult<bool> {
     }
 }
 
-/// Adds `st` at `dir` to the occupied slot of `fd`; the epoll_ctl checks
-/// the slot is still about the file `fd` names (Err: it is not, and nothing
-/// was added). Returns whether an event is pending already.
+/// Adds `st` at `dir` to the slot of `fd`, which holds the other direction:
+/// first checks the slot is still about the file `fd` names (Err: it is
+/// not, and nothing was added). Returns whether an event is pending already.
 pub fn join(cx: &mut Ctx, fd: RawFd, dir: usize, st: State) -> OsResult<bool> {
+    let Some(s) = cx.fds.get(fd).copied() else {
+        return Err(OsError(libc::ENOENT));
+    };
+    if s.bits & ALWAYS != 0 {
+        same_file(&cx.fds, fd)?;
+        cx.fds.put(fd, dir, st);
+        return Ok(st.enabled);
+    }
+    ctx::probe(cx.set(1 - dir), fd)?;
     cx.fds.put(fd, dir, st);
-    match sync(cx, fd) {
-        Ok(()) => Ok(st.enabled && cx.fds.always(fd)),
+    let slot = cx.fds.slot(fd);
+    slot.round[dir] = 0;
+    slot.revents[dir] = 0;
+    let (events, is_edge) = slot.wanted(dir);
+    let tok = token(fd, slot.gen);
+    match ctx::epoll_add(cx.set(dir), fd, events, tok) {
+        Ok(()) => {
+            cx.fds.slot(fd).set_edge(dir, is_edge);
+            Ok(false)
+        }
         Err(e) => {
             cx.fds.take(fd, dir);
             Err(e)
@@ -169,41 +198,23 @@ pub fn join(cx: &mut Ctx, fd: RawFd, dir: usize, st: State) -> OsResult<bool> {
     }
 }
 
-/// An epoll report for `fd`'s entry (generation `gen`): which directions it
-/// makes ready, as a bit per direction. A level (ONESHOT) entry is re-armed
-/// here, which also proves that `fd` still names its file; an edge entry is
-/// checked with a probe. A stale slot is put on `cx.doomed`.
-pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, revents: u32) -> u8 {
-    let epfd = cx.epfd;
+/// An epoll report of the entry of (fd, dir), generation `gen`: whether it
+/// makes that registration ready. No system call: the measurement that
+/// follows (`collect`) finds a closed number.
+pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, dir: usize, revents: u32) -> bool {
     let round = cx.round as u32;
     let Some(s) = cx.fds.get_mut(fd) else {
-        return 0;
+        return false;
     };
-    if s.gen != gen || s.bits & OCCUPIED == 0 || s.bits & ALWAYS != 0 {
-        return 0; // an entry of a file this slot no longer holds
+    if s.gen != gen || s.bits & present(dir) == 0 || s.bits & ALWAYS != 0 {
+        return false; // an entry of a file this slot no longer holds
     }
-    let (events, _) = s.wanted();
-    if events & !(libc::EPOLLONESHOT as u32) == 0 {
-        return 0; // the ERR/HUP of a parked entry: nothing enabled wants it
+    if !s.reg[dir].enabled {
+        return false; // the ERR/HUP of a parked entry: nothing wants it
     }
-    let checked = if s.bits & EDGE != 0 {
-        ctx::probe(epfd, fd)
-    } else {
-        sys::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, events, token(fd, s.gen))
-    };
-    if checked.is_err() {
-        cx.doomed.push(fd);
-        return 0;
-    }
-    s.revents = revents;
-    s.round = round;
-    let mut ready = 0;
-    for (dir, d) in DIRS.iter().enumerate() {
-        if s.bits & present(dir) != 0 && s.reg[dir].enabled && revents & d.ready != 0 {
-            ready |= 1 << dir;
-        }
-    }
-    ready
+    s.revents[dir] = revents;
+    s.round[dir] = round;
+    revents & DIRS[dir].ready != 0
 }
 
 /// Builds the event of the registration at (fd, dir) if there is one now.
@@ -218,12 +229,13 @@ pub fn collect(cx: &mut Ctx, fd: RawFd, dir: usize) -> Collect {
             Err(_) => Collect::Gone,
         };
     }
-    let revents = if s.round == cx.round as u32 && s.revents != 0 {
-        // Reported in this round, by an entry `report` checked.
-        s.revents
+    let revents = if s.round[dir] == cx.round as u32 && s.revents[dir] != 0 {
+        // Reported in this round.
+        s.revents[dir]
     } else {
-        // Kept active since an earlier call: check the file, then ask it.
-        if ctx::probe(cx.epfd, fd).is_err() {
+        // Kept active since an earlier round (no room then, or an edge not
+        // yet delivered): check the file, then ask it.
+        if ctx::probe(cx.set(dir), fd).is_err() {
             return Collect::Gone;
         }
         match sys::poll_now(fd, d.interest) {
@@ -239,7 +251,12 @@ pub fn collect(cx: &mut Ctx, fd: RawFd, dir: usize) -> Collect {
         0 if !t.sock_err.is_empty() => t.sock_err.get(&fd).copied().unwrap_or(0),
         _ => 0,
     };
-    let ready = (d.measure)(fd, s.kind, revents, &mut err);
+    let ready = match (d.measure)(fd, s.kind, revents, &mut err) {
+        Ok(ready) => ready,
+        // The number was closed while the file stays open elsewhere (its
+        // entry outlives it): the registration went with the number.
+        Err(_) => return Collect::Gone,
+    };
     if err != 0 {
         t.sock_err.insert(fd, err);
     }
@@ -250,10 +267,10 @@ pub fn collect(cx: &mut Ctx, fd: RawFd, dir: usize) -> Collect {
 /// active list (level-triggered state the kernel will not report again).
 pub fn stays(cx: &Ctx, fd: RawFd, st: &State) -> bool {
     match cx.fds.get(fd) {
-        // Always ready, or sharing an edge-triggered entry: the kernel will
-        // not report it again, so a level registration stays active.
-        Some(s) if s.bits & (ALWAYS | EDGE) != 0 => st.flags & EV_CLEAR == 0,
-        // ONESHOT entries were re-armed and are reported again if ready.
+        // Always ready: no kernel report will come, so a level
+        // registration stays active.
+        Some(s) if s.bits & ALWAYS != 0 => st.flags & EV_CLEAR == 0,
+        // Level entries are reported again while ready; edges are not.
         _ => false,
     }
 }

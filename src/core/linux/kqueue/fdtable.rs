@@ -1,11 +1,12 @@
 //! The table of user descriptors the READ and WRITE filters register:
-//! indexed by descriptor number, one 48-byte slot per number, holding both
-//! registrations of the fd and the state of its one epoll entry. What the
-//! slots mean to the kernel (epoll modes, identity checks) is fds.rs; how an
-//! event is measured is read.rs and write.rs, through `Dir`.
+//! indexed by descriptor number, one 56-byte slot per number, holding both
+//! registrations of the fd and the last report of each one's epoll entry
+//! (one entry per direction: see fds.rs). What the slots mean to the kernel
+//! (epoll modes, identity checks) is fds.rs; how an event is measured is
+//! read.rs and write.rs, through `Dir`.
 //!
 //! Memory: slots live in pages of 256 allocated on first use, so a table never
-//! moves (no growth copies) and costs 48 bytes per descriptor number up to the
+//! moves (no growth copies) and costs 56 bytes per descriptor number up to the
 //! highest registered one. What is rare (regular files' identity, a socket
 //! error kept for later reports) lives in side maps.
 
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 
 use super::knote::{Ready, State};
+use crate::core::error::OsResult;
 use crate::core::fdhash::FdHash;
 use crate::core::linux::sys::Stat;
 
@@ -25,8 +27,9 @@ pub struct Dir {
     /// epoll always reports them, and BSD reports EOF through the filter).
     pub ready: u32,
     /// The event for a pollable fd that `revents` says is ready; the last
-    /// argument is the socket error kept for this fd (see read.rs).
-    pub measure: fn(RawFd, FileKind, u32, &mut i32) -> Ready,
+    /// argument is the socket error kept for this fd (see read.rs). EBADF:
+    /// the number is closed (its registrations are gone).
+    pub measure: fn(RawFd, FileKind, u32, &mut i32) -> OsResult<Ready>,
     /// The event for an fd epoll cannot watch (always ready).
     pub always: fn(RawFd, &Stat) -> Ready,
 }
@@ -52,8 +55,6 @@ impl FileKind {
 }
 
 // Slot bits.
-/// The entry is registered with EPOLLET.
-pub(super) const EDGE: u8 = 1;
 /// epoll refused the file (regular file): always ready, no epoll entry.
 pub(super) const ALWAYS: u8 = 2;
 /// A registration of direction `dir` exists.
@@ -68,16 +69,21 @@ const fn listed(dir: usize) -> u8 {
     16 << dir
 }
 pub(super) const LISTED: u8 = listed(0) | listed(1);
+/// The entry of direction `dir` is registered with EPOLLET.
+pub(super) const fn edge(dir: usize) -> u8 {
+    64 << dir
+}
 
 #[derive(Clone, Copy, Default)]
 pub struct FdSlot {
     pub(super) reg: [State; 2],
-    /// Generation, in the slot's epoll token: reports from an entry of an
+    /// Generation, in the slot's epoll tokens: reports from an entry of an
     /// earlier file under this number do not match.
     pub(super) gen: u32,
-    /// The last epoll report and the round (low bits) it came in.
-    pub(super) round: u32,
-    pub(super) revents: u32,
+    /// The last epoll report of each direction's entry and the round (low
+    /// bits) it came in.
+    pub(super) round: [u32; 2],
+    pub(super) revents: [u32; 2],
     pub(super) kind: FileKind,
     pub(super) bits: u8,
 }

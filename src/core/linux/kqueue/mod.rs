@@ -246,9 +246,9 @@ impl Kqueue {
                 Err(e) => break Err(e),
             };
             let (full, before) = (reports.len() == BATCH, out.len());
-            reg.absorb(reports);
+            let more = reg.absorb(reports);
             reg.scan(out, maxevents);
-            if full && out.len() > before && out.len() < maxevents {
+            if (full || more) && out.len() > before && out.len() < maxevents {
                 // More may be ready than one batch held: take another. (Only
                 // after progress: the notify eventfd alone can fill a batch.)
                 block = false;

@@ -13,6 +13,7 @@ use std::os::fd::RawFd;
 use super::consts::*;
 use super::fdtable::{Dir, FileKind};
 use super::knote::Ready;
+use crate::core::error::{OsError, OsResult};
 use crate::core::linux::sys::{self, Stat};
 
 const EPOLLIN: u32 = libc::EPOLLIN as u32;
@@ -28,9 +29,12 @@ pub const READ: Dir = Dir {
     always,
 };
 
-fn measure(fd: RawFd, kind: FileKind, revents: u32, sock_err: &mut i32) -> Ready {
+fn measure(fd: RawFd, kind: FileKind, revents: u32, sock_err: &mut i32) -> OsResult<Ready> {
     let socket = kind == FileKind::Socket;
     let queued = sys::ioctl_int(fd, libc::FIONREAD);
+    if queued == Err(OsError(libc::EBADF)) {
+        return Err(OsError(libc::EBADF));
+    }
     // Bytes to read prove a socket is not listening (FIONREAD fails on TCP,
     // UNIX and SCTP listeners), which spares the usual event a getsockopt.
     if socket && !matches!(queued, Ok(n) if n > 0) && listening(fd) {
@@ -38,27 +42,27 @@ fn measure(fd: RawFd, kind: FileKind, revents: u32, sock_err: &mut i32) -> Ready
         // a readable listener has at least one connection waiting.
         let waiting = sys::tcp_accept_backlog(fd).map_or(0, i64::from);
         let floor = i64::from(revents & EPOLLIN != 0);
-        return Ready {
+        return Ok(Ready {
             data: waiting.max(floor),
             ..Ready::default()
-        };
+        });
     }
     let data = queued.map_or(0, |n| i64::from(n.max(0)));
     let eof = revents & (EPOLLHUP | EPOLLRDHUP) != 0;
     if !eof {
-        return Ready {
+        return Ok(Ready {
             data,
             ..Ready::default()
-        };
+        });
     }
     if socket && revents & EPOLLERR != 0 && *sock_err == 0 {
         *sock_err = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or(0);
     }
-    Ready {
+    Ok(Ready {
         data,
         fflags: *sock_err as u32,
         flags: EV_EOF,
-    }
+    })
 }
 
 fn always(fd: RawFd, st: &Stat) -> Ready {

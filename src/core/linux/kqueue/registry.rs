@@ -265,7 +265,7 @@ impl Registry {
         if delete {
             self.cx.fds.take(fd, dir);
             self.release(old.udata);
-            return match fds::sync(&mut self.cx, fd) {
+            return match fds::sync(&mut self.cx, fd, dir) {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     self.drop_fd(fd);
@@ -286,7 +286,7 @@ impl Registry {
         }
         st.enabled = enabled_after(ch.flags, old.enabled);
         self.cx.fds.set_state(fd, dir, st);
-        match fds::sync(&mut self.cx, fd) {
+        match fds::sync(&mut self.cx, fd, dir) {
             Ok(()) => {
                 if add {
                     *stored = true;
@@ -395,7 +395,7 @@ impl Registry {
             Loc::Fd(fd, dir) => {
                 if let Some(st) = self.cx.fds.take(fd, dir) {
                     self.release(st.udata);
-                    if fds::sync(&mut self.cx, fd).is_err() {
+                    if fds::sync(&mut self.cx, fd, dir).is_err() {
                         self.drop_fd(fd);
                     }
                 }

@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 use super::consts::*;
 use super::fdtable::{Dir, FileKind};
 use super::knote::Ready;
+use crate::core::error::{OsError, OsResult};
 use crate::core::linux::sys::{self, Stat};
 
 const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
@@ -21,38 +22,46 @@ pub const WRITE: Dir = Dir {
     always,
 };
 
-fn measure(fd: RawFd, kind: FileKind, revents: u32, _sock_err: &mut i32) -> Ready {
+fn measure(fd: RawFd, kind: FileKind, revents: u32, _sock_err: &mut i32) -> OsResult<Ready> {
     let free = match kind {
-        FileKind::Socket => socket_space(fd),
-        FileKind::Fifo => pipe_space(fd),
+        FileKind::Socket => socket_space(fd)?,
+        FileKind::Fifo => pipe_space(fd)?,
         FileKind::Other => 0,
     };
     // A pipe whose readers are gone reports EPOLLERR; a socket whose peer
     // closed both ways reports EPOLLHUP.
     let eof = revents & (EPOLLHUP | EPOLLERR) != 0;
-    Ready {
+    Ok(Ready {
         data: free.max(0),
         fflags: 0,
         flags: if eof { EV_EOF } else { 0 },
-    }
+    })
 }
 
 fn always(_fd: RawFd, _st: &Stat) -> Ready {
     Ready::default()
 }
 
+/// EBADF passes (the number is closed); other failures count as 0.
+fn or_zero(got: OsResult<i32>) -> OsResult<i64> {
+    match got {
+        Err(OsError(libc::EBADF)) => Err(OsError(libc::EBADF)),
+        other => Ok(i64::from(other.unwrap_or(0))),
+    }
+}
+
 /// SO_SNDBUF minus what is queued (SIOCOUTQ, the same number as TIOCOUTQ).
-fn socket_space(fd: RawFd) -> i64 {
-    let size = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF).unwrap_or(0);
-    let queued = sys::ioctl_int(fd, libc::TIOCOUTQ).unwrap_or(0);
-    i64::from(size) - i64::from(queued)
+fn socket_space(fd: RawFd) -> OsResult<i64> {
+    let size = or_zero(sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF))?;
+    let queued = or_zero(sys::ioctl_int(fd, libc::TIOCOUTQ))?;
+    Ok(size - queued)
 }
 
 /// The pipe's capacity minus the bytes in it.
-fn pipe_space(fd: RawFd) -> i64 {
-    let size = sys::fcntl_int(fd, libc::F_GETPIPE_SZ).unwrap_or(0);
-    let queued = sys::ioctl_int(fd, libc::FIONREAD).unwrap_or(0);
-    i64::from(size) - i64::from(queued)
+fn pipe_space(fd: RawFd) -> OsResult<i64> {
+    let size = or_zero(sys::fcntl_int(fd, libc::F_GETPIPE_SZ))?;
+    let queued = or_zero(sys::ioctl_int(fd, libc::FIONREAD))?;
+    Ok(size - queued)
 }
 
 #[cfg(test)]

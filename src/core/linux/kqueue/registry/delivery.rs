@@ -5,11 +5,13 @@
 //! again on the list. The queue's own descriptor is readable exactly while
 //! something is pending (`refresh_notify`).
 
+use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 
 use super::super::consts::{EV_DISPATCH, EV_ONESHOT};
 use super::super::ctx::{self, Target};
 use super::super::knote::Collect;
+use super::super::BATCH;
 use super::super::{fds, fdtable};
 use super::{Loc, Registry};
 use crate::core::kevent::KEvent;
@@ -59,23 +61,25 @@ impl Registry {
         }
     }
 
-    /// Takes a batch of epoll reports: each token names an fd slot, a
-    /// registration, a shared source, or the notify eventfd.
-    pub fn absorb(&mut self, reports: &[libc::epoll_event]) {
+    /// Takes a batch of epoll reports: each token names a READ entry, a
+    /// registration, a shared source, the notify eventfd or the set of
+    /// WRITE entries, which is then read (without waiting). Returns whether
+    /// that set had more ready than one batch took.
+    pub fn absorb(&mut self, reports: &[libc::epoll_event]) -> bool {
         self.cx.round += 1;
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
+        let mut wset = false;
         for report in reports {
             // Copy out of the (packed) struct before use.
             let (token, revents) = (report.u64, report.events);
             if token == ctx::NOTIFY {
                 self.raised = true;
+            } else if token == ctx::WSET {
+                wset = true;
             } else if let Some((fd, gen)) = fdtable::decode(token) {
-                let ready = fds::report(&mut self.cx, fd, gen, revents);
-                for dir in 0..2 {
-                    if ready & (1 << dir) != 0 {
-                        self.activate(Loc::Fd(fd, dir));
-                    }
+                if fds::report(&mut self.cx, fd, gen, 0, revents) {
+                    self.activate(Loc::Fd(fd, 0));
                 }
             } else {
                 match self.cx.target(token) {
@@ -95,7 +99,27 @@ impl Registry {
             }
         }
         self.hits = hits;
+        let more = wset && self.absorb_writes();
         self.reap();
+        more
+    }
+
+    /// Reads the reports of the WRITE entries' set: true when the batch
+    /// was full (more may be ready).
+    fn absorb_writes(&mut self) -> bool {
+        let mut buf = [MaybeUninit::<libc::epoll_event>::uninit(); BATCH];
+        let Ok(reports) = sys::epoll_wait(self.cx.wset.as_raw_fd(), &mut buf, || 0) else {
+            return false;
+        };
+        for report in reports.iter() {
+            let (token, revents) = (report.u64, report.events);
+            if let Some((fd, gen)) = fdtable::decode(token) {
+                if fds::report(&mut self.cx, fd, gen, 1, revents) {
+                    self.activate(Loc::Fd(fd, 1));
+                }
+            }
+        }
+        reports.len() == BATCH
     }
 
     /// Starts collecting for one `control` call (see `scan`).
@@ -220,8 +244,8 @@ impl Registry {
     /// side follows.
     fn disarm(&mut self, loc: Loc) {
         match loc {
-            Loc::Fd(fd, _) => {
-                if fds::sync(&mut self.cx, fd).is_err() {
+            Loc::Fd(fd, dir) => {
+                if fds::sync(&mut self.cx, fd, dir).is_err() {
                     self.drop_fd(fd);
                 }
             }
