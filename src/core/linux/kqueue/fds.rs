@@ -199,22 +199,21 @@ pub fn join(cx: &mut Ctx, fd: RawFd, dir: usize, st: State) -> OsResult<bool> {
 }
 
 /// An epoll report of the entry of (fd, dir), generation `gen`: whether it
-/// makes that registration ready. No system call: the measurement that
-/// follows (`collect`) finds a closed number.
-pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, dir: usize, revents: u32) -> bool {
+/// makes that registration ready; None for a stray report, of an entry
+/// that no registration holds any more (see `Registry::absorb`). No system
+/// call: the measurement that follows (`collect`) finds a closed number.
+pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, dir: usize, revents: u32) -> Option<bool> {
     let round = cx.round as u32;
-    let Some(s) = cx.fds.get_mut(fd) else {
-        return false;
-    };
+    let s = cx.fds.get_mut(fd)?;
     if s.gen != gen || s.bits & present(dir) == 0 || s.bits & ALWAYS != 0 {
-        return false; // an entry of a file this slot no longer holds
+        return None; // an entry of a file this slot no longer holds
     }
     if !s.reg[dir].enabled {
-        return false; // the ERR/HUP of a parked entry: nothing wants it
+        return Some(false); // the ERR/HUP of a parked entry (once)
     }
     s.revents[dir] = revents;
     s.round[dir] = round;
-    revents & DIRS[dir].ready != 0
+    Some(revents & DIRS[dir].ready != 0)
 }
 
 /// Builds the event of the registration at (fd, dir) if there is one now.

@@ -254,6 +254,22 @@ impl Kqueue {
                 block = false;
                 continue;
             }
+            if block && out.is_empty() && reg.only_stray() {
+                // Woken by nothing but an entry that outlived its
+                // registration (see Registry::absorb): it would wake every
+                // wait at once while its file is ready elsewhere, so the
+                // next wait is a millisecond later instead of a busy loop.
+                // A stale slot found meanwhile goes as after a timeout.
+                reg.sweep(1);
+                drop(reg);
+                let ms = deadline.remaining_ms();
+                if ms != 0 {
+                    let pause = if ms < 0 { 1 } else { ms.min(1) };
+                    std::thread::sleep(std::time::Duration::from_millis(pause as u64));
+                }
+                reg = lock(&shared.reg);
+                reg.cx.epfd = epfd;
+            }
             if !out.is_empty() || deadline.remaining_ms() == 0 {
                 if block && out.is_empty() {
                     // A wait that timed out: an idle moment to look for a

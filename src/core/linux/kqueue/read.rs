@@ -309,11 +309,53 @@ mod tests {
         apply(&kq, &[kev(ident, FILTER_READ, EV_ADD)]);
         drop(r);
         write_all(&w, b"x");
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), thread_cpu());
         let evs = wait(&kq, 100);
         assert!(evs.iter().all(|e| e.ident != ident), "{evs:?}");
         assert!(t.elapsed() >= Duration::from_millis(95));
+        // The entry outlives the number and stays ready: the wait must
+        // sleep between its reports, not spin on them.
+        let spent = thread_cpu() - cpu;
+        assert!(spent < Duration::from_millis(50), "{spent:?} of CPU");
         drop(dup);
+    }
+
+    /// CPU time of the calling thread.
+    fn thread_cpu() -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+
+    #[test]
+    fn a_clear_read_is_not_disturbed_by_write_of_the_same_fd() {
+        let kq = Kqueue::new().unwrap();
+        let (a, b) = socketpair();
+        let ident = fd_ident(&a);
+        write_all(&b, b"x");
+        apply(&kq, &[read_ev(&a, EV_ADD | EV_CLEAR)]);
+        assert_eq!(wait(&kq, 0).len(), 1);
+        // Every change to WRITE, and WRITE's own readiness, leave the
+        // delivered READ edge alone (the byte is still unread).
+        for flags in [EV_ADD, EV_DISABLE, EV_ENABLE, EV_ADD | EV_CLEAR, EV_DELETE] {
+            apply(&kq, &[kev(ident, FILTER_WRITE, flags)]);
+            let evs = wait(&kq, 0);
+            assert!(
+                evs.iter().all(|e| e.filter == FILTER_WRITE),
+                "after WRITE flags {flags:#x}: {evs:?}"
+            );
+        }
+        // And the other way: new data is no WRITE edge.
+        apply(&kq, &[kev(ident, FILTER_WRITE, EV_ADD | EV_CLEAR)]);
+        assert_eq!(wait(&kq, 0).len(), 1, "WRITE's first edge");
+        write_all(&b, b"y");
+        let evs = wait(&kq, 1000);
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        assert_eq!((evs[0].filter, evs[0].data), (FILTER_READ, 2));
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct Registry {
     spare: [Vec<Loc>; 2],
     /// Where `sweep` looks next for descriptors closed behind our back.
     sweep_at: RawFd,
+    /// The last batch had stray reports, and other ones (see `absorb`).
+    stray: bool,
+    live: bool,
 }
 
 /// EV_ENABLE wins over EV_DISABLE, as in FreeBSD; EV_ADD enables unless
@@ -113,6 +116,8 @@ impl Registry {
             hits: Vec::new(),
             spare: [Vec::new(), Vec::new()],
             sweep_at: 0,
+            stray: false,
+            live: false,
         })
     }
 

@@ -6,7 +6,7 @@
 //! something is pending (`refresh_notify`).
 
 use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::super::consts::{EV_DISPATCH, EV_ONESHOT};
 use super::super::ctx::{self, Target};
@@ -65,8 +65,17 @@ impl Registry {
     /// registration, a shared source, the notify eventfd or the set of
     /// WRITE entries, which is then read (without waiting). Returns whether
     /// that set had more ready than one batch took.
+    ///
+    /// `stray` is set by reports of entries no registration holds (and
+    /// `live` by every other one): a
+    /// level-triggered entry of a file whose number was closed while the
+    /// file stays open elsewhere (a dup, a child) outlives its slot, and
+    /// nothing can take it out of the set (that needs a number naming the
+    /// file), so it is reported while that file is ready.
     pub fn absorb(&mut self, reports: &[libc::epoll_event]) -> bool {
         self.cx.round += 1;
+        self.stray = false;
+        self.live = false;
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
         let mut wset = false;
@@ -75,13 +84,13 @@ impl Registry {
             let (token, revents) = (report.u64, report.events);
             if token == ctx::NOTIFY {
                 self.raised = true;
+                self.live = true;
             } else if token == ctx::WSET {
                 wset = true;
             } else if let Some((fd, gen)) = fdtable::decode(token) {
-                if fds::report(&mut self.cx, fd, gen, 0, revents) {
-                    self.activate(Loc::Fd(fd, 0));
-                }
+                self.fd_report(fd, gen, 0, revents);
             } else {
+                self.live = true;
                 match self.cx.target(token) {
                     Some(Target::Knote(id)) => hits.push((id, revents)),
                     Some(Target::Source(read)) => read(&mut self.cx, &mut hits),
@@ -114,12 +123,28 @@ impl Registry {
         for report in reports.iter() {
             let (token, revents) = (report.u64, report.events);
             if let Some((fd, gen)) = fdtable::decode(token) {
-                if fds::report(&mut self.cx, fd, gen, 1, revents) {
-                    self.activate(Loc::Fd(fd, 1));
-                }
+                self.fd_report(fd, gen, 1, revents);
             }
         }
         reports.len() == BATCH
+    }
+
+    fn fd_report(&mut self, fd: RawFd, gen: u32, dir: usize, revents: u32) {
+        match fds::report(&mut self.cx, fd, gen, dir, revents) {
+            Some(ready) => {
+                self.live = true;
+                if ready {
+                    self.activate(Loc::Fd(fd, dir));
+                }
+            }
+            None => self.stray = true,
+        }
+    }
+
+    /// Whether the last batch held nothing but stray reports (see
+    /// `absorb`): a wait that returned at once for them alone.
+    pub fn only_stray(&self) -> bool {
+        self.stray && !self.live
     }
 
     /// Starts collecting for one `control` call (see `scan`).
