@@ -55,6 +55,9 @@ pub struct Ctx {
     /// Descriptors whose fd slot was found stale (closed, or the number now
     /// names another file): the registry drops their registrations.
     pub doomed: Vec<RawFd>,
+    /// udata tokens no registration references any more (for
+    /// `Kqueue::take_released`).
+    pub released: Vec<u64>,
     /// Incremented for each batch of epoll reports, so that fd filters can
     /// tell a fresh report from an old one.
     pub round: u64,
@@ -80,6 +83,7 @@ impl Ctx {
             inotify: Inotify::default(),
             signals: SignalWatch::default(),
             doomed: Vec::new(),
+            released: Vec::new(),
             round: 0,
         };
         let fd = cx.notify.as_raw_fd();
@@ -95,6 +99,13 @@ impl Ctx {
             self.epfd
         } else {
             self.wset.as_raw_fd()
+        }
+    }
+
+    /// A registration's udata token is no longer referenced.
+    pub fn release(&mut self, udata: u64) {
+        if udata != 0 {
+            self.released.push(udata);
         }
     }
 

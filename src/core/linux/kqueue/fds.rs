@@ -1,9 +1,12 @@
-//! User descriptors (READ and WRITE filters) against epoll: each registration
-//! of the fd table (fdtable.rs) has its own epoll entry, READ's in the
-//! queue's epoll set and WRITE's in the second set (`Ctx::wset`), so that the
-//! two directions of one descriptor never disturb each other: adding,
-//! deleting, disabling or reading one changes nothing of the other, as on
-//! FreeBSD. read.rs and write.rs only say how to measure an event.
+//! The shared source of the READ and WRITE filters: the fd table (fdtable.rs)
+//! against epoll, and `FdFilter`, the `Filter` both filters are (read.rs
+//! and write.rs say how each measures an event). A registration's state is
+//! kept in the fd table, not boxed, so `FdFilter` holds nothing.
+//!
+//! Each registration has its own epoll entry, READ's in the queue's epoll
+//! set and WRITE's in the second set (`Ctx::wset`), so that the two
+//! directions of one descriptor never disturb each other: adding, deleting,
+//! disabling or reading one changes nothing of the other, as on FreeBSD.
 //!
 //! Modes. A level-triggered registration has a level-triggered entry: the
 //! kernel reports it on every wait while the fd is ready, so a delivery
@@ -30,20 +33,19 @@
 //! queue's notify eventfd signalled. They have no epoll entry, so their
 //! (device, inode) is kept and compared instead.
 
+use std::marker::PhantomData;
 use std::os::fd::RawFd;
 
 use super::consts::*;
 use super::ctx::{self, Ctx};
 use super::fdtable::{
-    edge, present, token, Dir, FdSlot, FdTable, FileKind, ALWAYS, LISTED, OCCUPIED,
+    edge, in_set, present, token, Dir, FdSlot, FdTable, FileKind, ALWAYS, LISTED, OCCUPIED,
 };
-use super::knote::{Collect, State};
-use super::{read, write};
+use super::filter::Filter;
+use super::knote::{Collect, Info, State};
 use crate::core::error::{OsError, OsResult};
+use crate::core::kevent::KEvent;
 use crate::core::linux::sys::{self, Stat};
-
-/// Indexed by direction: READ 0, WRITE 1.
-pub const DIRS: [&Dir; 2] = [&read::READ, &write::WRITE];
 
 const ONESHOT: u32 = libc::EPOLLONESHOT as u32;
 const ET: u32 = libc::EPOLLET as u32;
@@ -52,24 +54,137 @@ impl FdSlot {
     /// The epoll mask of the entry of direction `dir`, and whether it is
     /// edge-triggered. Not enabled: ONESHOT alone, so ERR/HUP (which epoll
     /// always reports) fire at most once.
-    fn wanted(&self, dir: usize) -> (u32, bool) {
-        let reg = &self.reg[dir];
-        if self.bits & present(dir) == 0 || !reg.enabled {
+    fn wanted(&self, d: &Dir) -> (u32, bool) {
+        let reg = &self.reg[d.index];
+        if self.bits & present(d.index) == 0 || !reg.enabled {
             return (ONESHOT, false);
         }
         if reg.flags & EV_CLEAR != 0 {
-            (DIRS[dir].interest | ET, true)
+            (d.interest | ET, true)
         } else {
-            (DIRS[dir].interest, false)
+            (d.interest, false)
         }
     }
 
-    fn set_edge(&mut self, dir: usize, on: bool) {
+    fn set(&mut self, bit: u16, on: bool) {
         if on {
-            self.bits |= edge(dir);
+            self.bits |= bit;
         } else {
-            self.bits &= !edge(dir);
+            self.bits &= !bit;
         }
+    }
+}
+
+/// What names a direction (read.rs's `Read`, write.rs's `Write`).
+pub trait Direction: Send + 'static {
+    const DIR: &'static Dir;
+}
+
+/// The `Filter` of READ or WRITE (`D`) of the descriptor `Info::ident`.
+pub struct FdFilter<D>(PhantomData<D>);
+
+impl<D> FdFilter<D> {
+    pub fn new() -> FdFilter<D> {
+        FdFilter(PhantomData)
+    }
+}
+
+/// Creates the registration at (fd, D): a new slot, or the other
+/// direction's slot once it is known to be about the file `fd` names (if
+/// not, that slot is stale and goes first). Its epoll entry is made by
+/// `arm`.
+pub fn attach<D: Direction>(cx: &mut Ctx, kn: &Info) -> OsResult<Box<dyn Filter>> {
+    const { assert!(D::DIR.index < 2) };
+    let dir = D::DIR.index;
+    let fd = sys::ident_fd(kn.ident)?;
+    let st = State {
+        flags: kn.flags,
+        enabled: kn.enabled,
+        ..State::default()
+    };
+    if cx.fds.occupied(fd) {
+        if still_same(cx, fd) {
+            cx.fds.put(fd, dir, st);
+            let s = cx.fds.slot(fd);
+            s.round[dir] = 0;
+            s.revents[dir] = 0;
+            return Ok(Box::new(FdFilter::<D>::new()));
+        }
+        drop_slot(cx, fd);
+    }
+    let info = sys::fstat(fd)?;
+    let s = cx.fds.slot(fd);
+    s.gen = s.gen.wrapping_add(1) & !(1 << 31);
+    s.kind = FileKind::of(&info);
+    s.round = [0; 2];
+    s.revents = [0; 2];
+    s.bits &= LISTED;
+    s.reg[dir] = st;
+    s.bits |= present(dir);
+    Ok(Box::new(FdFilter::<D>::new()))
+}
+
+/// Empties the slot of `fd` without touching the kernel (its file is gone,
+/// or the epoll sets are), releasing its registrations' udata.
+pub fn drop_slot(cx: &mut Ctx, fd: RawFd) {
+    for st in cx.fds.forget(fd).into_iter().flatten() {
+        cx.release(st.udata);
+    }
+}
+
+fn fd_of(kn: &Info) -> RawFd {
+    kn.ident as RawFd
+}
+
+impl<D: Direction> Filter for FdFilter<D> {
+    fn modify(&mut self, cx: &mut Ctx, kn: &Info, _kev: &KEvent) -> OsResult<()> {
+        if D::DIR.keeps_sock_err {
+            // A modifying EV_ADD starts afresh: no socket error kept.
+            cx.fds.clear_sock_err(fd_of(kn));
+        }
+        Ok(())
+    }
+
+    /// Every change ends here, and its epoll_ctl also checks that `fd`
+    /// still names the registration's file (see the header): if not, the
+    /// slot is dropped (both directions) and the error returned.
+    fn arm(&mut self, cx: &mut Ctx, kn: &Info) -> OsResult<bool> {
+        let fd = fd_of(kn);
+        match sync(cx, fd, D::DIR) {
+            Ok(()) => Ok(kn.enabled && cx.fds.always(fd)),
+            Err(e) => {
+                drop_slot(cx, fd);
+                Err(e)
+            }
+        }
+    }
+
+    fn collect(&mut self, cx: &mut Ctx, kn: &Info) -> Collect {
+        collect(cx, fd_of(kn), D::DIR)
+    }
+
+    fn delivered(&mut self, cx: &mut Ctx, kn: &Info) -> bool {
+        match cx.fds.get(fd_of(kn)) {
+            // Always ready: no kernel report will come, so a level
+            // registration stays active.
+            Some(s) if s.bits & ALWAYS != 0 => !kn.has(EV_CLEAR),
+            // Level entries are reported again while ready; edges are not.
+            _ => false,
+        }
+    }
+
+    /// Takes the registration out (releasing its udata), and its entry:
+    /// the epoll_ctl tells whether the slot was stale.
+    fn delete(&mut self, cx: &mut Ctx, kn: &Info) -> OsResult<()> {
+        let fd = fd_of(kn);
+        if let Some(st) = cx.fds.take(fd, D::DIR.index) {
+            cx.release(st.udata);
+        }
+        sync(cx, fd, D::DIR).inspect_err(|_| drop_slot(cx, fd))
+    }
+
+    fn detach(&mut self, cx: &mut Ctx, kn: &Info) {
+        let _ = self.delete(cx, kn);
     }
 }
 
@@ -82,128 +197,88 @@ fn same_file(t: &FdTable, fd: RawFd) -> OsResult<Stat> {
     }
 }
 
-/// A direction of the slot that has an entry (to probe), if any.
-fn some_dir(s: &FdSlot) -> Option<usize> {
-    (0..2).find(|&dir| s.bits & present(dir) != 0)
-}
-
 /// Whether the slot of `fd` still names the file it was made for, asked
 /// without changing its epoll entries (so no event is reported anew): false
 /// once the number was closed, or given to another file.
 pub fn still_same(cx: &Ctx, fd: RawFd) -> bool {
     match cx.fds.get(fd) {
         Some(s) if s.bits & ALWAYS != 0 => same_file(&cx.fds, fd).is_ok(),
-        Some(s) => some_dir(s).is_none_or(|dir| ctx::probe(cx.set(dir), fd).is_ok()),
+        Some(s) => match (0..2).find(|&dir| s.bits & in_set(dir) != 0) {
+            Some(dir) => ctx::probe(cx.set(dir), fd).is_ok(),
+            // No entry yet (between attach and arm): nothing to ask.
+            None => true,
+        },
         None => true,
     }
 }
 
-/// Brings the epoll entry of (fd, dir) in line with its registration, or
-/// takes it out of its set when there is none. An error (EBADF: closed;
-/// ENOENT: the number names another file) means the slot is stale: the
-/// caller drops it (`FdTable::forget`).
-pub fn sync(cx: &mut Ctx, fd: RawFd, dir: usize) -> OsResult<()> {
+/// Brings the epoll entry of (fd, dir) in line with its registration: made
+/// (EPERM: the file is always ready, and needs none), changed, or taken out
+/// of its set when there is no registration. An error (EBADF: closed;
+/// ENOENT: the number names another file) means the slot is stale.
+fn sync(cx: &mut Ctx, fd: RawFd, d: &Dir) -> OsResult<()> {
+    let dir = d.index;
     let set = cx.set(dir);
     let t = &mut cx.fds;
     let Some(s) = t.get(fd).copied() else {
         return Ok(());
     };
-    if s.bits & ALWAYS != 0 {
-        let checked = same_file(t, fd).map(drop);
+    let result = if s.bits & ALWAYS != 0 {
+        same_file(t, fd).map(drop)
+    } else if s.bits & present(dir) == 0 {
+        if s.bits & in_set(dir) == 0 {
+            Ok(())
+        } else {
+            sys::epoll_ctl(set, libc::EPOLL_CTL_DEL, fd, 0, 0)
+        }
+    } else {
+        let (events, is_edge) = s.wanted(d);
+        let tok = token(fd, s.gen);
+        let made = if s.bits & in_set(dir) != 0 {
+            sys::epoll_ctl(set, libc::EPOLL_CTL_MOD, fd, events, tok)
+        } else {
+            // EEXIST: an entry of this very file under this number outlived
+            // an earlier slot (the number was closed and given back to the
+            // same file); the new token takes it over.
+            ctx::epoll_add(set, fd, events, tok)
+        };
+        match made {
+            Ok(()) => {
+                let s = t.slot(fd);
+                s.set(in_set(dir), true);
+                s.set(edge(dir), is_edge);
+                Ok(())
+            }
+            Err(OsError(libc::EPERM)) => {
+                // Recorded, to tell later whether the number still names it.
+                let st = sys::fstat(fd)?;
+                t.files.insert(fd, st.file);
+                t.slot(fd).bits |= ALWAYS;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    if let Some(s) = t.get_mut(fd) {
+        if s.bits & present(dir) == 0 {
+            s.set(in_set(dir) | edge(dir), false);
+        }
         if s.bits & OCCUPIED == 0 {
             t.files.remove(&fd);
             if let Some(s) = t.get_mut(fd) {
                 s.bits &= LISTED;
             }
         }
-        return checked;
     }
-    if s.bits & present(dir) == 0 {
-        return sys::epoll_ctl(set, libc::EPOLL_CTL_DEL, fd, 0, 0);
-    }
-    let (events, is_edge) = s.wanted(dir);
-    sys::epoll_ctl(set, libc::EPOLL_CTL_MOD, fd, events, token(fd, s.gen))?;
-    if let Some(s) = t.get_mut(fd) {
-        s.set_edge(dir, is_edge);
-    }
-    Ok(())
-}
-
-/// Makes a new slot for `fd`, which must be empty, holding `st` at `dir`:
-/// records what the fd names and puts it in the epoll set. Returns whether
-/// an event is pending already (an enabled registration of an always-ready
-/// file).
-pub fn claim(cx: &mut Ctx, fd: RawFd, dir: usize, st: State) -> OsResult<bool> {
-    let info = sys::fstat(fd)?;
-    let set = cx.set(dir);
-    let t = &mut cx.fds;
-    let s = t.slot(fd);
-    s.gen = s.gen.wrapping_add(1) & !(1 << 31);
-    s.kind = FileKind::of(&info);
-    s.round = [0; 2];
-    s.revents = [0; 2];
-    s.bits &= LISTED;
-    s.reg[dir] = st;
-    s.bits |= present(dir);
-    let (events, is_edge) = s.wanted(dir);
-    // EEXIST: an entry of this very file under this number outlived an
-    // earlier slot (the number was closed and given back to the same file);
-    // it is taken over by the new token.
-    match ctx::epoll_add(set, fd, events, token(fd, s.gen)) {
-        Ok(()) => {
-            s.set_edge(dir, is_edge);
-            Ok(false)
-        }
-        Err(OsError(libc::EPERM)) => {
-            s.bits |= ALWAYS;
-            t.files.insert(fd, info.file);
-            Ok(st.enabled)
-        }
-        Err(e) => {
-            s.bits &= LISTED;
-            s.reg[dir] = State::default();
-            Err(e)
-        }
-    }
-}
-
-/// Adds `st` at `dir` to the slot of `fd`, which holds the other direction:
-/// first checks the slot is still about the file `fd` names (Err: it is
-/// not, and nothing was added). Returns whether an event is pending already.
-pub fn join(cx: &mut Ctx, fd: RawFd, dir: usize, st: State) -> OsResult<bool> {
-    let Some(s) = cx.fds.get(fd).copied() else {
-        return Err(OsError(libc::ENOENT));
-    };
-    if s.bits & ALWAYS != 0 {
-        same_file(&cx.fds, fd)?;
-        cx.fds.put(fd, dir, st);
-        return Ok(st.enabled);
-    }
-    ctx::probe(cx.set(1 - dir), fd)?;
-    cx.fds.put(fd, dir, st);
-    let slot = cx.fds.slot(fd);
-    slot.round[dir] = 0;
-    slot.revents[dir] = 0;
-    let (events, is_edge) = slot.wanted(dir);
-    let tok = token(fd, slot.gen);
-    match ctx::epoll_add(cx.set(dir), fd, events, tok) {
-        Ok(()) => {
-            cx.fds.slot(fd).set_edge(dir, is_edge);
-            Ok(false)
-        }
-        Err(e) => {
-            cx.fds.take(fd, dir);
-            Err(e)
-        }
-    }
+    result
 }
 
 /// An epoll report of the entry of (fd, dir), generation `gen`: whether it
 /// makes that registration ready; None for a stray report, of an entry
 /// that no registration holds any more (see `Registry::absorb`). No system
 /// call: the measurement that follows (`collect`) finds a closed number.
-pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, dir: usize, revents: u32) -> Option<bool> {
-    let round = cx.round as u32;
+pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, d: &Dir, revents: u32) -> Option<bool> {
+    let (round, dir) = (cx.round as u32, d.index);
     let s = cx.fds.get_mut(fd)?;
     if s.gen != gen || s.bits & present(dir) == 0 || s.bits & ALWAYS != 0 {
         return None; // an entry of a file this slot no longer holds
@@ -213,12 +288,12 @@ pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, dir: usize, revents: u32) -> Op
     }
     s.revents[dir] = revents;
     s.round[dir] = round;
-    Some(revents & DIRS[dir].ready != 0)
+    Some(revents & d.ready != 0)
 }
 
 /// Builds the event of the registration at (fd, dir) if there is one now.
-pub fn collect(cx: &mut Ctx, fd: RawFd, dir: usize) -> Collect {
-    let d = DIRS[dir];
+fn collect(cx: &mut Ctx, fd: RawFd, d: &Dir) -> Collect {
+    let dir = d.index;
     let Some(s) = cx.fds.get(fd).copied() else {
         return Collect::Gone;
     };
@@ -246,9 +321,9 @@ pub fn collect(cx: &mut Ctx, fd: RawFd, dir: usize) -> Collect {
         return Collect::NotReady;
     }
     let t = &mut cx.fds;
-    let mut err = match dir {
-        0 if !t.sock_err.is_empty() => t.sock_err.get(&fd).copied().unwrap_or(0),
-        _ => 0,
+    let mut err = match d.keeps_sock_err && !t.sock_err.is_empty() {
+        true => t.sock_err.get(&fd).copied().unwrap_or(0),
+        false => 0,
     };
     let ready = match (d.measure)(fd, s.kind, revents, &mut err) {
         Ok(ready) => ready,
@@ -260,16 +335,4 @@ pub fn collect(cx: &mut Ctx, fd: RawFd, dir: usize) -> Collect {
         t.sock_err.insert(fd, err);
     }
     Collect::Ready(ready)
-}
-
-/// After a delivery that kept the registration: whether it stays on the
-/// active list (level-triggered state the kernel will not report again).
-pub fn stays(cx: &Ctx, fd: RawFd, st: &State) -> bool {
-    match cx.fds.get(fd) {
-        // Always ready: no kernel report will come, so a level
-        // registration stays active.
-        Some(s) if s.bits & ALWAYS != 0 => st.flags & EV_CLEAR == 0,
-        // Level entries are reported again while ready; edges are not.
-        _ => false,
-    }
 }

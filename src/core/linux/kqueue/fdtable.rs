@@ -20,7 +20,11 @@ use crate::core::linux::sys::Stat;
 
 /// What distinguishes READ from WRITE.
 pub struct Dir {
+    /// The slot position: READ 0, WRITE 1.
+    pub index: usize,
     pub filter: i16,
+    /// Keeps the socket error it reads (READ: see read.rs).
+    pub keeps_sock_err: bool,
     /// epoll bits to ask for.
     pub interest: u32,
     /// Reported bits that make this direction ready (ERR and HUP included:
@@ -56,22 +60,26 @@ impl FileKind {
 
 // Slot bits.
 /// epoll refused the file (regular file): always ready, no epoll entry.
-pub(super) const ALWAYS: u8 = 2;
+pub(super) const ALWAYS: u16 = 2;
 /// A registration of direction `dir` exists.
-pub(super) const fn present(dir: usize) -> u8 {
+pub(super) const fn present(dir: usize) -> u16 {
     4 << dir
 }
-pub(super) const OCCUPIED: u8 = present(0) | present(1);
+pub(super) const OCCUPIED: u16 = present(0) | present(1);
 /// The registry's active list holds an entry for position (fd, dir). Kept
 /// across removal: the entry then serves the next registration there, so
 /// there is never a second one.
-const fn listed(dir: usize) -> u8 {
+const fn listed(dir: usize) -> u16 {
     16 << dir
 }
-pub(super) const LISTED: u8 = listed(0) | listed(1);
+pub(super) const LISTED: u16 = listed(0) | listed(1);
 /// The entry of direction `dir` is registered with EPOLLET.
-pub(super) const fn edge(dir: usize) -> u8 {
+pub(super) const fn edge(dir: usize) -> u16 {
     64 << dir
+}
+/// Direction `dir` has its entry in its epoll set.
+pub(super) const fn in_set(dir: usize) -> u16 {
+    256 << dir
 }
 
 #[derive(Clone, Copy, Default)]
@@ -85,7 +93,7 @@ pub struct FdSlot {
     pub(super) round: [u32; 2],
     pub(super) revents: [u32; 2],
     pub(super) kind: FileKind,
-    pub(super) bits: u8,
+    pub(super) bits: u16,
 }
 
 const PAGE: usize = 256;
@@ -148,8 +156,7 @@ impl FdTable {
         }
     }
 
-    /// Puts a registration at (fd, dir) of an occupied slot (the other
-    /// direction's), before `sync`.
+    /// Puts a registration at (fd, dir) of a slot.
     pub(super) fn put(&mut self, fd: RawFd, dir: usize, st: State) {
         let s = self.slot(fd);
         s.reg[dir] = st;

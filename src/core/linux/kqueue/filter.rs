@@ -2,8 +2,9 @@
 //! the table of filters is specs.rs.
 //!
 //! The registry (registry.rs) owns the flag state machine (add, modify,
-//! enable, disable, oneshot, dispatch, clear bookkeeping, udata); a filter
-//! only knows its kernel resource and how to turn it into an event.
+//! enable, disable, oneshot, dispatch, clear bookkeeping, udata) for every
+//! filter alike; a filter only knows its kernel resource and how to turn it
+//! into an event.
 
 use super::ctx::Ctx;
 use super::knote::{Collect, Info};
@@ -58,22 +59,38 @@ pub trait Filter: Send {
         false
     }
 
+    /// EV_DELETE: releases the kernel resource as `detach` does, and says
+    /// whether the registration was still about the same object (as
+    /// `validate`).
+    fn delete(&mut self, cx: &mut Ctx, kn: &Info) -> OsResult<()> {
+        let valid = self.validate(cx, kn);
+        self.detach(cx, kn);
+        valid
+    }
+
     /// Releases the kernel resource. Must not fail: also runs on teardown.
     fn detach(&mut self, cx: &mut Ctx, kn: &Info);
 }
 
-/// How a registration of one filter is created.
+/// How a registration of one filter is created: makes its kernel side
+/// (left for `arm` to bring in line with `Info::enabled`).
 pub type AttachFn = fn(&mut Ctx, &Info, &KEvent) -> OsResult<Box<dyn Filter>>;
 
-pub enum Attach {
-    /// READ (0) or WRITE (1): kept in the fd table (fdtable.rs), not boxed.
+/// Where the registry keeps a filter's registrations.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Home {
+    /// In its table, boxed, found by (ident, filter).
+    Table,
+    /// In the fd table's slot of the descriptor, at this position (READ 0,
+    /// WRITE 1): 56 bytes per descriptor for both, no allocation. Its
+    /// `Filter` holds nothing (fds.rs).
     Fd(usize),
-    Other(AttachFn),
 }
 
 pub struct Spec {
     pub filter: i16,
     /// The ident is a file descriptor: EBADF when it is not open.
     pub takes_fd: bool,
-    pub attach: Attach,
+    pub attach: AttachFn,
+    pub home: Home,
 }

@@ -6,12 +6,17 @@
 //!
 //! | filter | file | Linux |
 //! |---|---|---|
-//! | READ, WRITE | read.rs, write.rs (+ fds.rs, fdtable.rs) | the fd itself in epoll |
+//! | READ, WRITE | read.rs, write.rs (+ fds.rs, fdtable.rs) | the fd itself in epoll, one entry per direction |
 //! | TIMER | timer.rs | timerfd |
 //! | USER | user.rs | user-space flag + the queue's notify eventfd |
 //! | SIGNAL | signal.rs | one process-wide signalfd |
 //! | PROC | proc.rs | pidfd + waitid(WNOWAIT) |
 //! | VNODE | vnode.rs | inotify |
+//!
+//! Every filter is a `Filter` (filter.rs), made by one row of specs.rs, and
+//! goes through the same flag state machine and delivery (registry.rs).
+//! READ and WRITE keep their registrations in the fd table instead of
+//! boxing them, as the cheapest home for the commonest registration.
 //!
 //! Every kernel object registered in the epoll set carries a token (ctx.rs)
 //! rather than an fd, so reports for deleted or reused descriptors are
@@ -32,13 +37,15 @@
 //!    `Collect`).
 //! 3. fdtable.rs: the table of descriptor slots (`FdTable`), and what tells
 //!    READ from WRITE (`Dir`, `FileKind`); sources.rs: the per-queue state
-//!    of the shared sources (`SignalWatch`, `Inotify`).
-//! 4. ctx.rs: the queue's kernel side (`Ctx`: epoll fd, notify eventfd,
-//!    tokens), owning the fd table and the shared sources' state.
+//!    of the other shared sources (`SignalWatch`, `Inotify`).
+//! 4. ctx.rs: the queue's kernel side (`Ctx`: epoll sets, notify eventfd,
+//!    tokens, released udata), owning the fd table and the shared sources'
+//!    state.
 //! 5. filter.rs: the `Filter` trait and `Spec`.
-//! 6. read.rs, write.rs: how READ and WRITE measure an event; fds.rs (after
-//!    them): the fd table's slots against epoll.
-//! 7. timer.rs, user.rs, signal.rs, proc.rs, vnode.rs: the other filters.
+//! 6. fds.rs: the fd table's slots against epoll, and `FdFilter`, the
+//!    filter READ and WRITE share.
+//! 7. read.rs, write.rs, timer.rs, user.rs, signal.rs, proc.rs, vnode.rs:
+//!    the filters.
 //! 8. specs.rs: the filter number -> implementation table.
 //! 9. registry.rs (with registry/delivery.rs): the registrations and the
 //!    flag state machine; this file, the handles over it.

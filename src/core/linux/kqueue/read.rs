@@ -11,9 +11,13 @@
 use std::os::fd::RawFd;
 
 use super::consts::*;
+use super::ctx::Ctx;
+use super::fds::{self, Direction};
 use super::fdtable::{Dir, FileKind};
-use super::knote::Ready;
+use super::filter::Filter;
+use super::knote::{Info, Ready};
 use crate::core::error::{OsError, OsResult};
+use crate::core::kevent::KEvent;
 use crate::core::linux::sys::{self, Stat};
 
 const EPOLLIN: u32 = libc::EPOLLIN as u32;
@@ -21,7 +25,21 @@ const EPOLLRDHUP: u32 = libc::EPOLLRDHUP as u32;
 const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
 const EPOLLERR: u32 = libc::EPOLLERR as u32;
 
+/// The READ direction of the fd table (fds.rs).
+pub struct Read;
+
+impl Direction for Read {
+    const DIR: &'static Dir = &READ;
+}
+
+/// Creates a READ registration (kept in the fd table, see fds.rs).
+pub fn attach(cx: &mut Ctx, kn: &Info, _kev: &KEvent) -> OsResult<Box<dyn Filter>> {
+    fds::attach::<Read>(cx, kn)
+}
+
 pub const READ: Dir = Dir {
+    index: 0,
+    keeps_sock_err: true,
     filter: FILTER_READ,
     interest: EPOLLIN | EPOLLRDHUP,
     ready: EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR,

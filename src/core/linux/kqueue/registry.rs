@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 use super::consts::*;
 use super::ctx::Ctx;
 use super::fds;
-use super::filter::{Attach, AttachFn, Filter};
+use super::filter::{Filter, Home, Spec};
 use super::knote::{Info, State};
 use super::specs;
 use crate::core::kevent::KEvent;
@@ -25,16 +25,16 @@ use crate::core::fdhash::FdHash;
 /// not actions and not the kernel's answer bits.
 const STORED: u16 = !(EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE | EV_SYSFLAGS);
 
-/// Where a registration lives.
+/// Where a registration lives (see `Home`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Loc {
-    /// READ (0) or WRITE (1) of a descriptor: in the fd table, by position.
+    /// `Home::Fd`: in the fd table, by position.
     Fd(RawFd, usize),
-    /// Any other filter: in `knotes`, by id (never reused).
+    /// `Home::Table`: in `knotes`, by id (never reused).
     Knote(u64),
 }
 
-/// A registration of a filter other than READ and WRITE.
+/// A registration kept in the table (`Home::Table`).
 struct Knote {
     id: u64,
     ident: u64,
@@ -66,8 +66,6 @@ pub struct Registry {
     active: Vec<Loc>,
     /// Registrations whose state changes outside the lock (signals).
     async_ids: Vec<u64>,
-    /// udata tokens no longer referenced, for take_released.
-    released: Vec<u64>,
     /// EV_ONESHOT registrations delivered, removed by `reap`.
     doomed: Vec<Loc>,
     next_id: u64,
@@ -108,7 +106,6 @@ impl Registry {
             index: HashMap::default(),
             active: Vec::new(),
             async_ids: Vec::new(),
-            released: Vec::new(),
             doomed: Vec::new(),
             next_id: 1,
             call: 0,
@@ -152,8 +149,9 @@ impl Registry {
                 reported = true;
             } else if let Some(e) = err {
                 // The changes not applied never store their tokens either.
-                let skipped = changes[i + 1..].iter().map(|c| c.udata);
-                self.released.extend(skipped.filter(|&u| u != 0));
+                for c in &changes[i + 1..] {
+                    self.release(c.udata);
+                }
                 return Err(e);
             }
         }
@@ -161,196 +159,239 @@ impl Registry {
     }
 
     fn release(&mut self, udata: u64) {
-        if udata != 0 {
-            self.released.push(udata);
+        self.cx.release(udata);
+    }
+
+    // ------------------------------------------------------------ storage
+    // Where a registration lives (`Home`) is known only here: the state
+    // machine below and delivery.rs work on any `Loc` alike.
+
+    /// The registration of (ident, filter), if there is one.
+    fn find(&self, spec: &Spec, ident: u64) -> Option<Loc> {
+        match spec.home {
+            Home::Fd(dir) => {
+                let fd = RawFd::try_from(ident).ok()?;
+                self.cx.fds.state(fd, dir).map(|_| Loc::Fd(fd, dir))
+            }
+            Home::Table => self
+                .index
+                .get(&(ident, spec.filter))
+                .map(|&id| Loc::Knote(id)),
         }
     }
+
+    fn info(&self, loc: Loc) -> Option<Info> {
+        match loc {
+            Loc::Fd(fd, dir) => self.cx.fds.state(fd, dir).map(|st| Info {
+                id: 0,
+                ident: fd as u64,
+                filter: specs::fd_filter(dir),
+                flags: st.flags,
+                enabled: st.enabled,
+            }),
+            Loc::Knote(id) => self.knotes.get(&id).map(Knote::info),
+        }
+    }
+
+    fn state(&self, loc: Loc) -> Option<State> {
+        match loc {
+            Loc::Fd(fd, dir) => self.cx.fds.state(fd, dir),
+            Loc::Knote(id) => self.knotes.get(&id).map(|k| k.st),
+        }
+    }
+
+    fn set_state(&mut self, loc: Loc, st: State) {
+        match loc {
+            Loc::Fd(fd, dir) => self.cx.fds.set_state(fd, dir, st),
+            Loc::Knote(id) => {
+                if let Some(k) = self.knotes.get_mut(&id) {
+                    k.st = st;
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the registration's filter, with its current `Info`; None
+    /// when it is gone.
+    fn with_filter<R>(
+        &mut self,
+        loc: Loc,
+        f: impl FnOnce(&mut dyn Filter, &mut Ctx, &Info) -> R,
+    ) -> Option<R> {
+        let info = self.info(loc)?;
+        match loc {
+            Loc::Fd(_, dir) => {
+                let mut imp = specs::fd_imp(dir);
+                Some(f(&mut *imp, &mut self.cx, &info))
+            }
+            Loc::Knote(id) => {
+                let kn = self.knotes.get_mut(&id)?;
+                Some(f(&mut *kn.imp, &mut self.cx, &info))
+            }
+        }
+    }
+
+    /// Keeps a new registration, made by `imp`.
+    fn insert(&mut self, spec: &Spec, info: &Info, st: State, imp: Box<dyn Filter>) -> Loc {
+        match spec.home {
+            Home::Fd(dir) => {
+                // attach made the slot; its filter holds nothing.
+                let loc = Loc::Fd(info.ident as RawFd, dir);
+                self.set_state(loc, st);
+                loc
+            }
+            Home::Table => {
+                if imp.is_async() {
+                    self.async_ids.push(info.id);
+                }
+                let kn = Knote {
+                    id: info.id,
+                    ident: info.ident,
+                    filter: info.filter,
+                    st,
+                    imp,
+                };
+                self.knotes.insert(info.id, kn);
+                self.index.insert((info.ident, info.filter), info.id);
+                Loc::Knote(info.id)
+            }
+        }
+    }
+
+    /// Takes the registration out of its home, returning its state.
+    fn take(&mut self, loc: Loc) -> Option<State> {
+        match loc {
+            Loc::Fd(fd, dir) => self.cx.fds.take(fd, dir),
+            Loc::Knote(id) => {
+                let kn = self.knotes.remove(&id)?;
+                self.index.remove(&(kn.ident, kn.filter));
+                if kn.imp.is_async() {
+                    self.async_ids.retain(|&a| a != id);
+                }
+                Some(kn.st)
+            }
+        }
+    }
+
+    // ------------------------------------------------------ state machine
 
     /// One change. `stored` is set once the change's udata is held by a
     /// registration (whose removal will release it).
     fn apply(&mut self, ch: &KEvent, stored: &mut bool) -> OsResult<()> {
         let spec = specs::spec(ch.filter)?;
-        let attach = match spec.attach {
-            Attach::Fd(dir) => return self.apply_fd(ch, dir, stored),
-            Attach::Other(attach) => attach,
+        let fd = if spec.takes_fd {
+            sys::ident_fd(ch.ident)?
+        } else {
+            -1
         };
-        let mut existing = self.index.get(&(ch.ident, ch.filter)).copied();
-        if spec.takes_fd {
-            if let Err(e) = sys::ident_fd(ch.ident).and_then(sys::check_fd) {
-                // A closed descriptor takes its registrations with it.
-                if let Some(id) = existing {
-                    self.remove(Loc::Knote(id));
+        let (add, delete) = (ch.flags & EV_ADD != 0, ch.flags & EV_DELETE != 0);
+        let mut existing = self.find(spec, ch.ident);
+        if let Some(loc) = existing.filter(|_| spec.takes_fd) {
+            // A descriptor closed, or reused for another file, took its
+            // registration with it: a change meets a closed descriptor
+            // (EBADF), or none at all (EV_ADD|EV_DELETE then does
+            // nothing, as for any missing one, instead of failing with
+            // ENOENT; found by tests/kqueue_model.rs). Filters whose
+            // epoll_ctl checks this at no cost say Ok here.
+            match self.with_filter(loc, |imp, cx, info| imp.validate(cx, info)) {
+                Some(Err(OsError(libc::ENOENT))) => {
+                    self.remove(loc);
+                    existing = None;
                 }
-                return Err(e);
-            }
-            // Closed and reused: the registration died with the old file, so
-            // this change meets none (EV_ADD|EV_DELETE then does nothing, as
-            // for any missing one, instead of failing with ENOENT; found by
-            // tests/kqueue_model.rs).
-            let stale = existing
-                .and_then(|id| self.knotes.get(&id))
-                .is_some_and(|kn| {
-                    kn.imp.validate(&mut self.cx, &kn.info()) == Err(OsError(libc::ENOENT))
-                });
-            if stale {
-                self.remove(Loc::Knote(existing.take().unwrap_or_default()));
+                Some(Err(e)) => {
+                    self.remove(loc);
+                    return Err(e);
+                }
+                _ => {}
             }
         }
-        let Some(id) = existing else {
-            return match (ch.flags & EV_ADD != 0, ch.flags & EV_DELETE != 0) {
-                (true, false) => self.create(attach, ch, stored),
-                (true, true) => Ok(()), // added and deleted at once: nothing left
+        let Some(loc) = existing else {
+            return match (add, delete) {
+                (true, false) => self.create(spec, ch, stored),
+                // Added and deleted at once: nothing left.
+                (true, true) if spec.takes_fd => sys::check_fd(fd),
+                (true, true) => Ok(()),
+                _ if spec.takes_fd => sys::check_fd(fd).and(Err(OsError(libc::ENOENT))),
                 _ => Err(OsError(libc::ENOENT)),
             };
         };
-        if ch.flags & EV_DELETE != 0 {
-            let valid = match self.knotes.get(&id) {
-                Some(kn) => kn.imp.validate(&mut self.cx, &kn.info()),
-                None => Ok(()),
+        if delete {
+            let valid = self.delete(loc);
+            // On a reused number EV_ADD|EV_DELETE met no registration.
+            return match valid {
+                Err(OsError(libc::ENOENT)) if add => Ok(()),
+                other => other,
             };
-            self.remove(Loc::Knote(id));
-            return valid;
         }
-        let Some(kn) = self.knotes.get_mut(&id) else {
+        let Some(old) = self.state(loc) else {
             return Err(OsError(libc::ENOENT));
         };
-        if ch.flags & EV_ADD != 0 {
-            let mut info = kn.info();
-            info.flags = ch.flags & STORED;
-            kn.imp.modify(&mut self.cx, &info, ch)?;
-            kn.st.flags = info.flags;
-            let old = std::mem::replace(&mut kn.st.udata, ch.udata);
-            *stored = true;
-            self.release(old);
-        } else {
-            let checked = kn.imp.validate(&mut self.cx, &kn.info());
-            if let Err(e) = checked.and_then(|()| kn.imp.touch(&mut self.cx, &kn.info(), ch)) {
-                if e == OsError(libc::ENOENT) || e == OsError(libc::EBADF) {
-                    self.remove(Loc::Knote(id)); // it named a closed descriptor
+        let mut st = old;
+        let changed = self.with_filter(loc, |imp, cx, info| {
+            if add {
+                let info = Info {
+                    flags: ch.flags & STORED,
+                    ..*info
+                };
+                imp.modify(cx, &info, ch)
+            } else {
+                imp.validate(cx, info)
+                    .and_then(|()| imp.touch(cx, info, ch))
+            }
+        });
+        match changed {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                if !add && (e == OsError(libc::ENOENT) || e == OsError(libc::EBADF)) {
+                    self.remove(loc); // it named a closed descriptor
                 }
                 return Err(e);
             }
+            None => return Err(OsError(libc::ENOENT)),
         }
-        let Some(kn) = self.knotes.get_mut(&id) else {
-            return Err(OsError(libc::ENOENT));
-        };
-        kn.st.enabled = enabled_after(ch.flags, kn.st.enabled);
-        match kn.imp.arm(&mut self.cx, &kn.info()) {
-            Ok(pending) => {
-                if pending && kn.st.enabled {
-                    self.activate(Loc::Knote(id));
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.remove(Loc::Knote(id));
-                Err(e)
-            }
-        }
-    }
-
-    /// One change to READ (`dir` 0) or WRITE (1) of a descriptor. Every
-    /// change to an existing registration goes through `fds::sync`, whose
-    /// epoll_ctl also tells whether the descriptor still names the file the
-    /// registration was made for (see fds.rs): if not, the registrations
-    /// of the old file are gone, as BSD drops a closed descriptor's knotes.
-    fn apply_fd(&mut self, ch: &KEvent, dir: usize, stored: &mut bool) -> OsResult<()> {
-        let fd = sys::ident_fd(ch.ident)?;
-        let add = ch.flags & EV_ADD != 0;
-        let delete = ch.flags & EV_DELETE != 0;
-        let Some(old) = self.cx.fds.state(fd, dir) else {
-            // None yet: only EV_ADD makes one; on a closed descriptor any
-            // change is EBADF.
-            return match (add, delete) {
-                (true, false) => self.create_fd(ch, fd, dir, stored),
-                (true, true) => sys::check_fd(fd),
-                _ => sys::check_fd(fd).and(Err(OsError(libc::ENOENT))),
-            };
-        };
-        if delete {
-            self.cx.fds.take(fd, dir);
-            self.release(old.udata);
-            return match fds::sync(&mut self.cx, fd, dir) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    self.drop_fd(fd);
-                    // On a reused number EV_ADD|EV_DELETE meets no
-                    // registration and does nothing (tests/kqueue_model.rs).
-                    if add && e == OsError(libc::ENOENT) {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                }
-            };
-        }
-        let mut st = old;
         if add {
             st.flags = ch.flags & STORED;
-            st.udata = ch.udata;
         }
         st.enabled = enabled_after(ch.flags, old.enabled);
-        self.cx.fds.set_state(fd, dir, st);
-        match fds::sync(&mut self.cx, fd, dir) {
-            Ok(()) => {
+        // The new udata is kept only once the kernel side agrees: a failure
+        // below releases the old one with the registration, and the new one
+        // is the caller's (apply_changes) to release, unless stored anew.
+        self.set_state(loc, st);
+        match self.with_filter(loc, |imp, cx, info| imp.arm(cx, info)) {
+            Some(Ok(pending)) => {
                 if add {
+                    st.udata = ch.udata;
+                    self.set_state(loc, st);
                     *stored = true;
                     self.release(old.udata);
-                    if dir == 0 {
-                        self.cx.fds.clear_sock_err(fd);
-                    }
                 }
-                if st.enabled && self.cx.fds.always(fd) {
-                    self.activate(Loc::Fd(fd, dir));
+                if pending && st.enabled {
+                    self.activate(loc);
                 }
                 Ok(())
             }
-            Err(e) => {
-                // The old udata is released with the stale slot; the new one
-                // by apply_changes (not stored) unless EV_ADD stores it anew.
-                self.cx.fds.set_state(fd, dir, old);
-                self.drop_fd(fd);
-                if add && e == OsError(libc::ENOENT) {
-                    self.create_fd(ch, fd, dir, stored)
+            Some(Err(e)) => {
+                self.remove(loc);
+                if add && spec.takes_fd && e == OsError(libc::ENOENT) {
+                    // The number names another file now: this EV_ADD
+                    // watches that one.
+                    self.create(spec, ch, stored)
                 } else {
                     Err(e)
                 }
             }
-        }
-    }
-
-    fn create_fd(&mut self, ch: &KEvent, fd: RawFd, dir: usize, stored: &mut bool) -> OsResult<()> {
-        let st = State {
-            udata: ch.udata,
-            flags: ch.flags & STORED,
-            enabled: enabled_after(ch.flags, false),
-            ..State::default()
-        };
-        let pending = if self.cx.fds.occupied(fd) {
-            // The other direction's slot: joining it checks it is still
-            // about this file; if not, it goes and a new slot is made.
-            match fds::join(&mut self.cx, fd, dir, st) {
-                Ok(pending) => pending,
-                Err(e) => {
-                    self.drop_fd(fd);
-                    if e != OsError(libc::ENOENT) {
-                        return Err(e);
-                    }
-                    fds::claim(&mut self.cx, fd, dir, st)?
+            None => {
+                // The filter dropped it (a stale descriptor slot).
+                if add && spec.takes_fd {
+                    self.create(spec, ch, stored)
+                } else {
+                    Err(OsError(libc::ENOENT))
                 }
             }
-        } else {
-            fds::claim(&mut self.cx, fd, dir, st)?
-        };
-        *stored = true;
-        if pending {
-            self.activate(Loc::Fd(fd, dir));
         }
-        self.sweep(2);
-        Ok(())
     }
 
-    fn create(&mut self, attach: AttachFn, ch: &KEvent, stored: &mut bool) -> OsResult<()> {
+    fn create(&mut self, spec: &Spec, ch: &KEvent, stored: &mut bool) -> OsResult<()> {
         let info = Info {
             id: self.next_id,
             ident: ch.ident,
@@ -359,64 +400,55 @@ impl Registry {
             enabled: enabled_after(ch.flags, false),
         };
         self.next_id += 1;
-        let mut imp = attach(&mut self.cx, &info, ch)?;
-        let pending = match imp.arm(&mut self.cx, &info) {
-            Ok(pending) => pending,
-            Err(e) => {
-                imp.detach(&mut self.cx, &info);
-                return Err(e);
-            }
-        };
-        if imp.is_async() {
-            self.async_ids.push(info.id);
-        }
+        let imp = (spec.attach)(&mut self.cx, &info, ch)?;
         let st = State {
-            udata: ch.udata,
             flags: info.flags,
             enabled: info.enabled,
             ..State::default()
         };
-        self.knotes.insert(
-            info.id,
-            Knote {
-                id: info.id,
-                ident: info.ident,
-                filter: info.filter,
-                st,
-                imp,
+        let loc = self.insert(spec, &info, st, imp);
+        let pending = match self.with_filter(loc, |imp, cx, info| imp.arm(cx, info)) {
+            Some(Ok(pending)) => pending,
+            Some(Err(e)) => {
+                self.remove(loc);
+                return Err(e);
+            }
+            None => return Err(OsError(libc::ENOENT)),
+        };
+        self.set_state(
+            loc,
+            State {
+                udata: ch.udata,
+                ..st
             },
         );
-        self.index.insert((info.ident, info.filter), info.id);
         *stored = true;
         if pending && info.enabled {
-            self.activate(Loc::Knote(info.id));
+            self.activate(loc);
+        }
+        if spec.takes_fd {
+            self.sweep(2);
         }
         Ok(())
     }
 
+    /// EV_DELETE: removes the registration, releasing its udata; Err when
+    /// it was no longer about the same object (see `Filter::delete`).
+    fn delete(&mut self, loc: Loc) -> OsResult<()> {
+        let valid = self
+            .with_filter(loc, |imp, cx, info| imp.delete(cx, info))
+            .unwrap_or(Err(OsError(libc::ENOENT)));
+        if let Some(st) = self.take(loc) {
+            self.release(st.udata);
+        }
+        valid
+    }
+
     /// Deletes a registration, releasing its resource and its udata.
     fn remove(&mut self, loc: Loc) {
-        match loc {
-            Loc::Fd(fd, dir) => {
-                if let Some(st) = self.cx.fds.take(fd, dir) {
-                    self.release(st.udata);
-                    if fds::sync(&mut self.cx, fd, dir).is_err() {
-                        self.drop_fd(fd);
-                    }
-                }
-            }
-            Loc::Knote(id) => {
-                let Some(mut kn) = self.knotes.remove(&id) else {
-                    return;
-                };
-                self.index.remove(&(kn.ident, kn.filter));
-                let info = kn.info();
-                kn.imp.detach(&mut self.cx, &info);
-                self.release(kn.st.udata);
-                if kn.imp.is_async() {
-                    self.async_ids.retain(|&a| a != id);
-                }
-            }
+        self.with_filter(loc, |imp, cx, info| imp.detach(cx, info));
+        if let Some(st) = self.take(loc) {
+            self.release(st.udata);
         }
     }
 
@@ -439,40 +471,13 @@ impl Registry {
             };
             self.sweep_at = fd.saturating_add(1);
             if !fds::still_same(&self.cx, fd) {
-                self.drop_fd(fd);
-            }
-        }
-    }
-
-    /// Drops the registrations of a stale fd slot (its descriptor was closed
-    /// or now names another file), with no system call: there is no epoll
-    /// entry left that the number could reach.
-    fn drop_fd(&mut self, fd: RawFd) {
-        for st in self.cx.fds.forget(fd).into_iter().flatten() {
-            self.release(st.udata);
-        }
-    }
-
-    fn state(&self, loc: Loc) -> Option<State> {
-        match loc {
-            Loc::Fd(fd, dir) => self.cx.fds.state(fd, dir),
-            Loc::Knote(id) => self.knotes.get(&id).map(|k| k.st),
-        }
-    }
-
-    fn set_state(&mut self, loc: Loc, st: State) {
-        match loc {
-            Loc::Fd(fd, dir) => self.cx.fds.set_state(fd, dir, st),
-            Loc::Knote(id) => {
-                if let Some(k) = self.knotes.get_mut(&id) {
-                    k.st = st;
-                }
+                fds::drop_slot(&mut self.cx, fd);
             }
         }
     }
 
     pub fn take_released(&mut self, out: &mut Vec<u64>) {
-        out.append(&mut self.released);
+        out.append(&mut self.cx.released);
     }
 
     /// Removes every registration (last handle gone) and hands back every
@@ -482,14 +487,14 @@ impl Registry {
         // may already name another file.
         self.cx.epfd = -1;
         for fd in self.cx.fds.occupied_fds() {
-            self.drop_fd(fd);
+            fds::drop_slot(&mut self.cx, fd);
         }
         let ids: Vec<u64> = self.knotes.keys().copied().collect();
         for id in ids {
             self.remove(Loc::Knote(id));
         }
         self.active.clear();
-        tokens.append(&mut self.released);
+        tokens.append(&mut self.cx.released);
     }
 }
 

@@ -1,9 +1,10 @@
 //! The one place that maps a filter number to its implementation: adding a
-//! filter is one file plus one arm.
+//! filter is one file plus one row.
 
 use super::consts::*;
-use super::filter::{Attach, Spec};
-use super::{proc, signal, timer, user, vnode};
+use super::fds::FdFilter;
+use super::filter::{Filter, Home, Spec};
+use super::{proc, read, signal, timer, user, vnode, write};
 use crate::core::error::{OsError, OsResult};
 
 /// Every filter this emulation implements. AIO has no Linux counterpart here:
@@ -12,37 +13,44 @@ const SPECS: &[Spec] = &[
     Spec {
         filter: FILTER_READ,
         takes_fd: true,
-        attach: Attach::Fd(0),
+        attach: read::attach,
+        home: Home::Fd(0),
     },
     Spec {
         filter: FILTER_WRITE,
         takes_fd: true,
-        attach: Attach::Fd(1),
+        attach: write::attach,
+        home: Home::Fd(1),
     },
     Spec {
         filter: FILTER_VNODE,
         takes_fd: true,
-        attach: Attach::Other(vnode::attach),
+        attach: vnode::attach,
+        home: Home::Table,
     },
     Spec {
         filter: FILTER_PROC,
         takes_fd: false,
-        attach: Attach::Other(proc::attach),
+        attach: proc::attach,
+        home: Home::Table,
     },
     Spec {
         filter: FILTER_SIGNAL,
         takes_fd: false,
-        attach: Attach::Other(signal::attach),
+        attach: signal::attach,
+        home: Home::Table,
     },
     Spec {
         filter: FILTER_TIMER,
         takes_fd: false,
-        attach: Attach::Other(timer::attach),
+        attach: timer::attach,
+        home: Home::Table,
     },
     Spec {
         filter: FILTER_USER,
         takes_fd: false,
-        attach: Attach::Other(user::attach),
+        attach: user::attach,
+        home: Home::Table,
     },
 ];
 
@@ -51,4 +59,19 @@ pub fn spec(filter: i16) -> OsResult<&'static Spec> {
         .iter()
         .find(|s| s.filter == filter)
         .ok_or(OsError(libc::EINVAL))
+}
+
+/// The filter number of fd table position `dir` (READ 0, WRITE 1).
+pub fn fd_filter(dir: usize) -> i16 {
+    [read::READ.filter, write::WRITE.filter][dir]
+}
+
+/// The `Filter` of fd table position `dir`: it holds nothing (the state is
+/// the fd table's), so none is kept per registration.
+pub fn fd_imp(dir: usize) -> Box<dyn Filter> {
+    if dir == 0 {
+        Box::new(FdFilter::<read::Read>::new())
+    } else {
+        Box::new(FdFilter::<write::Write>::new())
+    }
 }

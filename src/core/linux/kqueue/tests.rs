@@ -39,9 +39,9 @@ fn many_ready_events_come_back_in_one_call() {
 
 #[test]
 fn a_stale_pending_state_does_not_spin_with_maxevents_one() {
-    // A level READ sharing an edge-triggered entry stays active after
-    // delivery (and keeps the notify eventfd readable); once its data is
-    // gone, a call with room for one event must wait, not spin.
+    // A level READ beside an edge-triggered WRITE of the same fd (once one
+    // shared epoll entry, and the READ stayed active after delivery): once
+    // its data is gone, a call with room for one event must wait, not spin.
     let kq = Kqueue::new().unwrap();
     let (a, b) = crate::core::testutil::socketpair();
     apply(

@@ -5,16 +5,34 @@
 use std::os::fd::RawFd;
 
 use super::consts::*;
+use super::ctx::Ctx;
+use super::fds::{self, Direction};
 use super::fdtable::{Dir, FileKind};
-use super::knote::Ready;
+use super::filter::Filter;
+use super::knote::{Info, Ready};
 use crate::core::error::{OsError, OsResult};
+use crate::core::kevent::KEvent;
 use crate::core::linux::sys::{self, Stat};
 
 const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
 const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
 const EPOLLERR: u32 = libc::EPOLLERR as u32;
 
+/// The WRITE direction of the fd table (fds.rs).
+pub struct Write;
+
+impl Direction for Write {
+    const DIR: &'static Dir = &WRITE;
+}
+
+/// Creates a WRITE registration (kept in the fd table, see fds.rs).
+pub fn attach(cx: &mut Ctx, kn: &Info, _kev: &KEvent) -> OsResult<Box<dyn Filter>> {
+    fds::attach::<Write>(cx, kn)
+}
+
 pub const WRITE: Dir = Dir {
+    index: 1,
+    keeps_sock_err: false,
     filter: FILTER_WRITE,
     interest: EPOLLOUT,
     ready: EPOLLOUT | EPOLLHUP | EPOLLERR,

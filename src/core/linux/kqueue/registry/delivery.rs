@@ -10,9 +10,10 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use super::super::consts::{EV_DISPATCH, EV_ONESHOT};
 use super::super::ctx::{self, Target};
+use super::super::fdtable::{self, Dir};
 use super::super::knote::Collect;
 use super::super::BATCH;
-use super::super::{fds, fdtable};
+use super::super::{fds, read, write};
 use super::{Loc, Registry};
 use crate::core::kevent::KEvent;
 use crate::core::linux::sys;
@@ -52,7 +53,7 @@ impl Registry {
     pub(super) fn reap(&mut self) {
         loop {
             if let Some(fd) = self.cx.doomed.pop() {
-                self.drop_fd(fd);
+                fds::drop_slot(&mut self.cx, fd);
             } else if let Some(loc) = self.doomed.pop() {
                 self.remove(loc);
             } else {
@@ -88,7 +89,7 @@ impl Registry {
             } else if token == ctx::WSET {
                 wset = true;
             } else if let Some((fd, gen)) = fdtable::decode(token) {
-                self.fd_report(fd, gen, 0, revents);
+                self.fd_report(fd, gen, &read::READ, revents);
             } else {
                 self.live = true;
                 match self.cx.target(token) {
@@ -123,18 +124,18 @@ impl Registry {
         for report in reports.iter() {
             let (token, revents) = (report.u64, report.events);
             if let Some((fd, gen)) = fdtable::decode(token) {
-                self.fd_report(fd, gen, 1, revents);
+                self.fd_report(fd, gen, &write::WRITE, revents);
             }
         }
         reports.len() == BATCH
     }
 
-    fn fd_report(&mut self, fd: RawFd, gen: u32, dir: usize, revents: u32) {
-        match fds::report(&mut self.cx, fd, gen, dir, revents) {
+    fn fd_report(&mut self, fd: RawFd, gen: u32, d: &Dir, revents: u32) {
+        match fds::report(&mut self.cx, fd, gen, d, revents) {
             Some(ready) => {
                 self.live = true;
                 if ready {
-                    self.activate(Loc::Fd(fd, dir));
+                    self.activate(Loc::Fd(fd, d.index));
                 }
             }
             None => self.stray = true,
@@ -196,19 +197,10 @@ impl Registry {
                 self.set_state(loc, st);
                 continue;
             }
-            let (ident, filter, collected) = match loc {
-                Loc::Fd(fd, dir) => (
-                    fd as u64,
-                    fds::DIRS[dir].filter,
-                    fds::collect(&mut self.cx, fd, dir),
-                ),
-                Loc::Knote(id) => {
-                    let Some(kn) = self.knotes.get_mut(&id) else {
-                        continue;
-                    };
-                    let info = kn.info();
-                    (kn.ident, kn.filter, kn.imp.collect(&mut self.cx, &info))
-                }
+            let Some((ident, filter, collected)) = self.with_filter(loc, |imp, cx, info| {
+                (info.ident, info.filter, imp.collect(cx, info))
+            }) else {
+                continue;
             };
             let ready = match collected {
                 Collect::Ready(ready) => ready,
@@ -218,10 +210,7 @@ impl Registry {
                 }
                 Collect::Gone => {
                     self.set_state(loc, st);
-                    match loc {
-                        Loc::Fd(fd, _) => self.cx.doomed.push(fd),
-                        Loc::Knote(_) => self.doomed.push(loc),
-                    }
+                    self.doomed.push(loc);
                     continue;
                 }
             };
@@ -239,13 +228,9 @@ impl Registry {
                 self.doomed.push(loc);
                 continue;
             }
-            let stay = match loc {
-                Loc::Fd(fd, _) => fds::stays(&self.cx, fd, &st),
-                Loc::Knote(id) => match self.knotes.get_mut(&id) {
-                    Some(kn) => kn.imp.delivered(&mut self.cx, &kn.info()),
-                    None => false,
-                },
-            };
+            let stay = self
+                .with_filter(loc, |imp, cx, info| imp.delivered(cx, info))
+                .unwrap_or(false);
             if st.flags & EV_DISPATCH != 0 {
                 st.enabled = false;
                 self.set_state(loc, st);
@@ -268,18 +253,9 @@ impl Registry {
     /// An EV_DISPATCH registration was delivered, and disabled: the kernel
     /// side follows.
     fn disarm(&mut self, loc: Loc) {
-        match loc {
-            Loc::Fd(fd, dir) => {
-                if fds::sync(&mut self.cx, fd, dir).is_err() {
-                    self.drop_fd(fd);
-                }
-            }
-            Loc::Knote(id) => {
-                if let Some(kn) = self.knotes.get_mut(&id) {
-                    let _ = kn.imp.arm(&mut self.cx, &kn.info());
-                }
-            }
-        }
+        // A failure drops it (a stale descriptor slot) or leaves it
+        // disabled: either way nothing more is delivered.
+        let _ = self.with_filter(loc, |imp, cx, info| imp.arm(cx, info));
     }
 
     /// Ends a round of collecting (before blocking, and at the end of the
