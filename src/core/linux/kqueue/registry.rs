@@ -218,14 +218,15 @@ impl Registry {
         loc: Loc,
         f: impl FnOnce(&mut dyn Filter, &mut Ctx, &Info) -> R,
     ) -> Option<R> {
-        let info = self.info(loc)?;
         match loc {
             Loc::Fd(_, dir) => {
+                let info = self.info(loc)?;
                 let mut imp = specs::fd_imp(dir);
                 Some(f(&mut *imp, &mut self.cx, &info))
             }
             Loc::Knote(id) => {
                 let kn = self.knotes.get_mut(&id)?;
+                let info = kn.info();
                 Some(f(&mut *kn.imp, &mut self.cx, &info))
             }
         }

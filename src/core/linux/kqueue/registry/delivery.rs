@@ -197,8 +197,17 @@ impl Registry {
                 self.set_state(loc, st);
                 continue;
             }
-            let Some((ident, filter, collected)) = self.with_filter(loc, |imp, cx, info| {
-                (info.ident, info.filter, imp.collect(cx, info))
+            // `delivered` runs at once for an event that keeps its
+            // registration (the event is built by then).
+            let Some((ident, filter, collected, stay)) = self.with_filter(loc, |imp, cx, info| {
+                let collected = imp.collect(cx, info);
+                let stay = match collected {
+                    Collect::Ready(r) if !info.has(EV_ONESHOT) && r.flags & EV_ONESHOT == 0 => {
+                        imp.delivered(cx, info)
+                    }
+                    _ => false,
+                };
+                (info.ident, info.filter, collected, stay)
             }) else {
                 continue;
             };
@@ -228,9 +237,6 @@ impl Registry {
                 self.doomed.push(loc);
                 continue;
             }
-            let stay = self
-                .with_filter(loc, |imp, cx, info| imp.delivered(cx, info))
-                .unwrap_or(false);
             if st.flags & EV_DISPATCH != 0 {
                 st.enabled = false;
                 self.set_state(loc, st);
