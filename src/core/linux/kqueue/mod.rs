@@ -252,16 +252,17 @@ impl Kqueue {
                 Ok(reports) => reports,
                 Err(e) => break Err(e),
             };
-            let (full, before) = (reports.len() == BATCH, out.len());
-            let more = reg.absorb(reports);
+            let (got, before) = (reports.len(), out.len());
+            // An empty batch changes nothing (the idle call).
+            let more = got > 0 && reg.absorb(reports);
             reg.scan(out, maxevents);
-            if (full || more) && out.len() > before && out.len() < maxevents {
+            if (got == BATCH || more) && out.len() > before && out.len() < maxevents {
                 // More may be ready than one batch held: take another. (Only
                 // after progress: the notify eventfd alone can fill a batch.)
                 block = false;
                 continue;
             }
-            if block && out.is_empty() && reg.only_stray() {
+            if block && got > 0 && out.is_empty() && reg.only_stray() {
                 // Woken by nothing but an entry that outlived its
                 // registration (see Registry::absorb): it would wake every
                 // wait at once while its file is ready elsewhere, so the
