@@ -44,6 +44,10 @@ describe("select.kqueue READ and WRITE of one descriptor", function()
   end)
 
   it("do not take new data as a WRITE edge", function()
+    if util.on_libkqueue then
+      pending("known difference of libkqueue: data arriving on a socket is also reported as an "
+        .. "edge of its EV_CLEAR WRITE registration")
+    end
     assert(kq:control({ sel.kevent(a, WRITE, ADD + CLEAR), sel.kevent(a, READ, ADD + CLEAR) }, 0, 0))
     assert.equals("WRITE", filters(kq))
     assert.equals("", filters(kq))
