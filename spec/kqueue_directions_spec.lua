@@ -30,6 +30,10 @@ describe("select.kqueue READ and WRITE of one descriptor", function()
   end)
 
   it("leave a delivered EV_CLEAR READ alone whatever is done to WRITE", function()
+    if util.on_libkqueue then
+      pending("known difference of libkqueue: adding WRITE on a descriptor reports its EV_CLEAR "
+        .. "READ again while data is unread")
+    end
     assert(b:send("x"))
     assert(kq:control({ sel.kevent(a, READ, ADD + CLEAR) }, 0, 0))
     -- The byte may take a moment over TCP loopback.
