@@ -95,9 +95,7 @@ fn usable<'a>(lua: &'a mut Lua, func: &str) -> Result<&'a mut KqueueObject, Erro
 fn control(lua: &mut Lua) -> Ret {
     let top = lua.top();
     // Self first, as Python binds the method before it looks at arguments.
-    // Its change buffer is borrowed for the call (nothing below runs user
-    // code before `collect`; an early error just drops the buffer).
-    let mut changes = std::mem::take(&mut usable(lua, "control")?.changes);
+    usable(lua, "control")?;
     let kind = lua.kind(2);
     if !matches!(kind, Kind::Table | Kind::Nil | Kind::None) {
         return arg_error(
@@ -140,12 +138,21 @@ fn control(lua: &mut Lua) -> Ret {
     } else {
         results::out_arg(lua, 5, "control", 4)?
     };
-    // Slots 1..5 are the arguments (absent ones nil); slot 6 is for the
-    // udata store, fetched when a change or an event needs it (`STORE`).
-    lua.set_top(5);
-    let collected = collect(lua, &mut changes, kind == Kind::Table);
+    // Slots 1..5 are the arguments; slot 6 is for the udata store, fetched
+    // when a change or an event needs it (`STORE`).
+    if top > 5 {
+        lua.set_top(5);
+    }
+    if kind != Kind::Table {
+        // The polling loop's call: nothing to collect.
+        return run(lua, &[], maxevents, deadline, results);
+    }
+    // The object's change buffer is borrowed for the call (an early error
+    // just drops it).
+    let mut changes = std::mem::take(&mut this::<KqueueObject>(lua, &CLASS, "control")?.changes);
+    let collected = collect(lua, &mut changes);
     let result = collected.and_then(|()| run(lua, &changes, maxevents, deadline, results));
-    if let Some(Some(obj)) = lua.userdata::<KqueueObject>(1, class::tag(&CLASS)) {
+    if let Some(obj) = slot_object(lua) {
         changes.clear();
         obj.changes = keep(changes);
     }
@@ -154,11 +161,8 @@ fn control(lua: &mut Lua) -> Ret {
 
 /// Reads the changelist (slot 2) into `changes`, then stores the udata of
 /// those that carry one and gives them its token.
-fn collect(lua: &mut Lua, changes: &mut Vec<KEvent>, any: bool) -> Result<(), Error> {
+fn collect(lua: &mut Lua, changes: &mut Vec<KEvent>) -> Result<(), Error> {
     changes.clear();
-    if !any {
-        return Ok(());
-    }
     let n = lua.raw_len(2);
     if changes.try_reserve(n).is_err() {
         return Err(no_memory());

@@ -50,7 +50,23 @@ fn any_number(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Option<f64>
 }
 
 /// A timeout in seconds; `nil` waits forever.
+#[inline]
 pub fn seconds(
+    lua: &Lua,
+    i: c_int,
+    func: &str,
+    arg: c_int,
+    neg: Negative,
+) -> Result<Deadline, Error> {
+    // The polling loop's `0`, with no further look.
+    if lua.exact_integer(i) == Some(0) {
+        return Ok(Deadline::Immediate);
+    }
+    any_seconds(lua, i, func, arg, neg)
+}
+
+#[inline(never)]
+fn any_seconds(
     lua: &Lua,
     i: c_int,
     func: &str,

@@ -56,11 +56,12 @@ impl Store {
         0
     }
 
-    /// Puts the store at `slot` (the top, which must be `slot - 1`) unless
-    /// it is there already, and checks it is a table: the debug library can
-    /// replace an object's uservalue.
+    /// Puts the store at `slot` unless it is there already (the stack is
+    /// then at most `slot - 1` high: the arguments), and checks it is a
+    /// table: the debug library can replace an object's uservalue.
     pub fn fetch(self, lua: &mut Lua) -> Result<Store, Error> {
-        if lua.top() == self.slot - 1 {
+        if lua.top() < self.slot {
+            lua.set_top(self.slot - 1);
             lua.get_uservalue(1);
         }
         if lua.kind(self.slot) == Kind::Table {
