@@ -266,7 +266,12 @@ impl Registry {
 
     /// Ends a round of collecting (before blocking, and at the end of the
     /// call): removes what died and brings the notify eventfd up to date.
+    #[inline]
     pub fn settle(&mut self) {
+        let quiet = self.active.is_empty() && self.async_ids.is_empty() && !self.raised;
+        if quiet && self.doomed.is_empty() && self.cx.doomed.is_empty() {
+            return; // the idle call: nothing died, nothing to signal
+        }
         self.reap();
         self.refresh_notify();
     }
