@@ -85,17 +85,22 @@ pub fn fromfd(lua: &mut Lua) -> Ret {
 fn usable<'a>(lua: &'a mut Lua, func: &str) -> Result<&'a mut KqueueObject, Error> {
     let obj = this::<KqueueObject>(lua, &CLASS, func)?;
     if obj.kq.is_forked() {
-        return Err(Error::Msg(
-            "kqueue object was inherited across fork() and cannot be used in the child".into(),
-        ));
+        return Err(forked());
     }
     Ok(obj)
+}
+
+#[cold]
+fn forked() -> Error {
+    Error::Msg("kqueue object was inherited across fork() and cannot be used in the child".into())
 }
 
 fn control(lua: &mut Lua) -> Ret {
     let top = lua.top();
     // Self first, as Python binds the method before it looks at arguments.
-    usable(lua, "control")?;
+    // (A queue inherited across fork() is refused by the core, at no cost
+    // to the polling call: see `run`.)
+    this::<KqueueObject>(lua, &CLASS, "control")?;
     let kind = lua.kind(2);
     if !matches!(kind, Kind::Table | Kind::Nil | Kind::None) {
         return arg_error(
@@ -149,7 +154,8 @@ fn control(lua: &mut Lua) -> Ret {
     }
     // The object's change buffer is borrowed for the call (an early error
     // just drops it).
-    let mut changes = std::mem::take(&mut this::<KqueueObject>(lua, &CLASS, "control")?.changes);
+    // Refused before any udata is stored for a queue that cannot take it.
+    let mut changes = std::mem::take(&mut usable(lua, "control")?.changes);
     let collected = collect(lua, &mut changes);
     let result = collected.and_then(|()| run(lua, &changes, maxevents, deadline, results));
     if let Some(obj) = slot_object(lua) {
@@ -203,20 +209,20 @@ fn run(
 ) -> Ret {
     // Found again: collect's step may have run finalizers (which may close it).
     let obj = this::<KqueueObject>(lua, &CLASS, "control")?;
-    let mut out = std::mem::take(&mut obj.out);
-    let mut released = std::mem::take(&mut obj.released);
+    // Left in the object, where the tail reads them.
+    let (out, released) = (&mut obj.out, &mut obj.released);
     released.clear();
     let result = obj
         .kq
-        .control_releasing(changes, &mut out, &mut released, maxevents, deadline);
+        .control_releasing(changes, out, released, maxevents, deadline);
     let needs_store = !released.is_empty() || out.iter().any(|ev| ev.udata != 0);
     let idle = out.is_empty() && released.is_empty();
     if result.is_err() {
         out.clear();
+        if obj.kq.is_forked() {
+            return Err(forked());
+        }
     }
-    // Back in the object, where the tail reads them.
-    obj.out = out;
-    obj.released = released;
     if needs_store {
         STORE.fetch(lua)?;
     }
