@@ -135,6 +135,21 @@ APIS.epoll = {
     return ep
   end,
   variants = {
+    -- The results read as a loop reads them (kqueue_read's counterpart).
+    epoll_read = function(s, api)
+      local ep = api.new(s)
+      return function(it)
+        local sink = 0
+        for _ = 1, it do
+          local evs = ep:poll(0)
+          for i = 1, #evs do
+            local ev = evs[i]
+            sink = sink + ev[1] + ev[2]
+          end
+        end
+        return it, sink
+      end, function() ep:close() end
+    end,
     epoll_reuse = function(s, api)
       local ep, out = api.new(s), {}
       return function(it)
@@ -188,6 +203,23 @@ APIS.kqueue = {
       return it
     end, function() kq:close() end
   end,
+  variants = {
+    -- Each delivered event's ident, filter and udata read, as a loop does.
+    kqueue_read = function(s, api)
+      local kq, maxev = api.new(s), s.n
+      return function(it)
+        local sink, last = 0, nil
+        for _ = 1, it do
+          local evs = kq:control(nil, maxev, 0)
+          for i = 1, #evs do
+            local ev = evs[i]
+            sink, last = sink + ev.ident + ev.filter, ev.udata
+          end
+        end
+        return it, sink, last
+      end, function() kq:close() end
+    end,
+  },
   ping = function(s, api)
     local kq, maxev, sock, partner = api.new(s), s.n, s.sock, s.partner
     return function(it)

@@ -85,10 +85,14 @@ local OURS = {
   poll_reuse = "poll():poll, reused results table",
   epoll = "epoll():poll",
   epoll_reuse = "epoll():poll, reused results table",
+  epoll_read = "epoll():poll, then evs[i][1], evs[i][2] read",
+  kqueue_read = "kqueue():control, then ev.ident, ev.filter, ev.udata read",
   kqueue = "kqueue():control",
   selectors = "selectors.DefaultSelector",
 }
-local OURS_ORDER = { "select", "select_obj", "poll", "poll_reuse", "epoll", "epoll_reuse", "kqueue", "selectors" }
+local OURS_ORDER = {
+  "select", "select_obj", "poll", "poll_reuse", "epoll", "epoll_reuse", "epoll_read", "kqueue", "kqueue_read", "selectors",
+}
 -- bench/c/luafloor.c: the same select.select and poll/epoll methods as a
 -- bare C binding (luaL_checkudata self, no other checks), under each interpreter.
 local FLOORS = {
@@ -257,6 +261,8 @@ else
   end
   heads[#heads + 1] = "W1 N=1,000 one"
   params[#params + 1] = { "W1", "1000:one" }
+  heads[#heads + 1] = "W1 N=1,000 one, fields read"
+  params[#params + 1] = { "W1", "1000:one", "_read" }
   for _, k in ipairs({ "1", "64", "512" }) do
     heads[#heads + 1] = "W3 K=" .. k
     params[#params + 1] = { "W3", k }
@@ -266,7 +272,8 @@ else
   for _, tag in ipairs(TAGS) do
     local cells = {}
     for i, p in ipairs(params) do
-      local a, b = get(p[1], tag .. ".kqueue", p[2]), get(p[1], tag .. ".epoll", p[2])
+      local v = p[3] or ""
+      local a, b = get(p[1], tag .. ".kqueue" .. v, p[2]), get(p[1], tag .. ".epoll" .. v, p[2])
       cells[i] = (type(a) == "number" and type(b) == "number") and string.format("%.2f", a / b) or "–"
     end
     say("| ", TAG_NAME[tag], " | ", table.concat(cells, " | "), " |")
