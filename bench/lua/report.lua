@@ -91,7 +91,8 @@ local OURS = {
   selectors = "selectors.DefaultSelector",
 }
 local OURS_ORDER = {
-  "select", "select_obj", "poll", "poll_reuse", "epoll", "epoll_reuse", "epoll_read", "kqueue", "kqueue_read", "selectors",
+  "select", "select_obj", "poll", "poll_reuse", "epoll", "epoll_reuse", "epoll_read",
+  "kqueue", "kqueue_read", "selectors",
 }
 -- bench/c/luafloor.c: the same select.select and poll/epoll methods as a
 -- bare C binding (luaL_checkudata self, no other checks), under each interpreter.
