@@ -558,6 +558,34 @@ for _, tag in ipairs(TAGS) do
     target("T7 ≤ 64 bytes per registered descriptor (RSS, extrapolated to 65,536)", tag,
       verdict(checks, table.concat(parts, ", ")))
   end
+  -- T8: the kqueue emulation against our epoll, in the same run.
+  do
+    local checks = {}
+    local function ratio(w, p, limit, what, rate)
+      local kq, ep = num(get(w, o("kqueue"), p)), num(get(w, o("epoll"), p))
+      if not (kq and ep) then
+        checks[#checks + 1] = { ok = nil, what = what }
+        return
+      end
+      local r = kq / ep
+      local ok = rate and r >= limit or (not rate and r <= limit)
+      checks[#checks + 1] = { ok = ok, what = string.format("%s %.2f", what, r) }
+    end
+    for _, n in ipairs({ "1", "10", "100", "1000", "10000" }) do
+      ratio("W1", n .. ":idle", 1.1, "W1 idle N=" .. n)
+    end
+    ratio("W1", "1000:one", 1.3, "W1 one ready N=1,000")
+    ratio("W2", "1000", 2, "W2 N=1,000")
+    for _, k in ipairs({ "1", "64", "512" }) do
+      ratio("W3", k, 0.9, "W3 K=" .. k, true)
+    end
+    local parts = {}
+    for _, c in ipairs(checks) do
+      if c.ok ~= nil then parts[#parts + 1] = c.what end
+    end
+    target("T8 kqueue / our epoll: W1 idle ≤ 1.1, W1 one ready ≤ 1.3, W2 N=1,000 ≤ 2 (time); W3 ≥ 0.9 (rate)",
+      tag, verdict(checks, table.concat(parts, ", ")))
+  end
 end
 
 say("## Targets")
