@@ -291,25 +291,51 @@ pub fn push_udata(lua: &mut Lua, i: c_int, has_udata: bool) {
 }
 
 fn this(lua: &mut Lua, func: &str) -> Result<(KEvent, bool), Error> {
-    match get(lua, 1) {
-        Some(e) => Ok(e),
-        None => Err(Error::Msg(format!(
-            "calling '{func}' on bad self (select.kevent expected, got {})",
-            lua.type_name(1)
-        ))),
-    }
+    get(lua, 1).ok_or_else(|| bad_self(lua, func))
+}
+
+#[cold]
+fn bad_self(lua: &Lua, func: &str) -> Error {
+    Error::Msg(format!(
+        "calling '{func}' on bad self (select.kevent expected, got {})",
+        lua.type_name(1)
+    ))
 }
 
 fn field_index(lua: &Lua, i: c_int) -> Option<usize> {
-    let name = lua.bytes(i)?;
-    FIELDS.iter().position(|f| f.as_bytes() == name)
+    field_of(lua.bytes(i)?)
+}
+
+/// Which field a key names: one match on the bytes (this is every field
+/// read, `ev.ident`).
+#[inline]
+fn field_of(name: &[u8]) -> Option<usize> {
+    match name {
+        b"ident" => Some(0),
+        b"filter" => Some(1),
+        b"flags" => Some(2),
+        b"fflags" => Some(3),
+        b"data" => Some(4),
+        b"udata" => Some(5),
+        _ => None,
+    }
 }
 
 fn index(lua: &mut Lua) -> Ret {
-    let (ev, has_udata) = this(lua, "__index")?;
-    match field_index(lua, 2) {
-        Some(5) => push_udata(lua, 1, has_udata),
-        Some(k) => lua.push_int(get_field(&ev, k)),
+    // The key first: a field read copies nothing but its own value.
+    let k = field_index(lua, 2);
+    let Some(Some(obj)) = lua.userdata::<KeventObject>(1, tag(&CLASS)) else {
+        return Err(bad_self(lua, "__index"));
+    };
+    match k {
+        Some(5) => {
+            let has_udata = obj.has_udata;
+            push_udata(lua, 1, has_udata);
+        }
+        Some(k) => {
+            let v = get_field(&obj.ev, k);
+            lua.push_int(v);
+        }
         None => lua.push_nil(),
     }
     ret(1)
