@@ -147,11 +147,19 @@ pub fn watch_own_fd(
     if enabled && !*in_epoll {
         epoll_add(epfd, fd, libc::EPOLLIN as u32, token)?;
         *in_epoll = true;
-    } else if !enabled && *in_epoll {
+    } else if !enabled {
+        unwatch_own_fd(epfd, fd, in_epoll);
+    }
+    Ok(())
+}
+
+/// Takes a registration's own descriptor out of the epoll set if
+/// `watch_own_fd` put it there.
+pub fn unwatch_own_fd(epfd: RawFd, fd: RawFd, in_epoll: &mut bool) {
+    if *in_epoll {
         epoll_del(epfd, fd);
         *in_epoll = false;
     }
-    Ok(())
 }
 
 /// EPOLL_CTL_DEL; failures only mean the entry is already gone.

@@ -109,10 +109,7 @@ impl Filter for Proc {
 
     fn detach(&mut self, cx: &mut Ctx, _kn: &Info) {
         cx.forget_target(self.token);
-        if self.in_epoll {
-            ctx::epoll_del(cx.epfd, self.fd.as_raw_fd());
-            self.in_epoll = false;
-        }
+        ctx::unwatch_own_fd(cx.epfd, self.fd.as_raw_fd(), &mut self.in_epoll);
     }
 }
 
