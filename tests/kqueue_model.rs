@@ -701,6 +701,8 @@ impl Case {
         };
         let mut out = Vec::new();
         let got = kq.control(&kevs, &mut out, maxevents, Deadline::Immediate);
+        // READ and WRITE leave `data` to be measured when wanted: now.
+        out.iter_mut().for_each(measure_deferred);
         let fileno = kq.fileno();
 
         if let Some(e) = want_err {

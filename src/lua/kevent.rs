@@ -2,6 +2,11 @@
 //!
 //! The five integer fields live in the userdata; `udata` may be any Lua value
 //! and lives in the userdata's uservalue table (slot 1), which the GC traces.
+//!
+//! A kevent returned by `control` may carry its `data` unmeasured (the Linux
+//! emulation's READ and WRITE: the core's `is_deferred`): it is measured at
+//! the first look at it (reading `data`, comparing, `tostring`, passing the
+//! kevent to `control`, or assigning any field), and kept.
 
 use std::ffi::c_int;
 
@@ -9,13 +14,27 @@ use super::class::{tag, ClassSpec, OPEN_MT};
 use super::fdarg::{to_fd, NotFd};
 use super::stack::{arg_error, cfn, ret, upvalue, Error, Kind, Lua, Num, Raw, Ret};
 use crate::core::kevent::{Filter, Flags};
-use crate::core::kqueue::{KEvent, EV_ADD, FILTER_READ};
+use crate::core::kqueue::{self, KEvent, EV_ADD, FILTER_READ};
 
 #[derive(Clone, Copy)]
 pub struct KeventObject {
     pub ev: KEvent,
     /// Whether the uservalue table holds a non-nil `udata`.
     pub has_udata: bool,
+    /// `ev.data` is still to be measured (see the header).
+    pub deferred: bool,
+}
+
+impl KeventObject {
+    /// The event, its `data` measured if it was not yet.
+    #[inline]
+    fn settled(&mut self) -> &KEvent {
+        if self.deferred {
+            kqueue::measure_deferred(&mut self.ev);
+            self.deferred = false;
+        }
+        &self.ev
+    }
 }
 
 pub static CLASS: ClassSpec = ClassSpec {
@@ -206,19 +225,21 @@ pub fn push_kevent(
 /// Step: a new kevent holding `ev`, its metatable in slot 1 and its udata in
 /// slot 2.
 fn new_kevent(lua: &mut Raw, ev: KEvent) -> c_int {
-    make_kevent(lua, ev, 1, 2);
+    make_kevent(lua, ev, 1, 2, false);
     1
 }
 
 /// Pushes a new kevent holding `ev`, with the metatable at `mt` and the
-/// udata at `udata` (a Lua step: it allocates).
-pub fn make_kevent(lua: &mut Raw, ev: KEvent, mt: c_int, udata: c_int) {
+/// udata at `udata` (a Lua step: it allocates). `delivered`: `ev` comes from
+/// `control`, and its `data` may be deferred.
+pub fn make_kevent(lua: &mut Raw, ev: KEvent, mt: c_int, udata: c_int, delivered: bool) {
     let (mt, udata) = (lua.abs(mt), lua.abs(udata));
     lua.push_userdata(
         tag(&CLASS),
         Some(KeventObject {
             ev,
             has_udata: false,
+            deferred: delivered && kqueue::is_deferred(&ev),
         }),
     );
     lua.push_value(mt);
@@ -258,22 +279,25 @@ pub fn set_udata(lua: &mut Raw, obj: c_int, value: c_int) {
     }
 }
 
-/// Overwrites the kevent at `obj` with `ev` and the udata at `value`; false if
-/// the value at `obj` is not a kevent.
+/// Overwrites the kevent at `obj` with `ev`, an event `control` returns,
+/// and the udata at `value`; false if the value at `obj` is not a kevent.
 pub fn refill(lua: &mut Raw, obj: c_int, ev: KEvent, value: c_int) -> bool {
     match lua.userdata::<KeventObject>(obj, tag(&CLASS)) {
-        Some(Some(o)) => o.ev = ev,
+        Some(Some(o)) => {
+            o.ev = ev;
+            o.deferred = kqueue::is_deferred(&ev);
+        }
         _ => return false,
     }
     set_udata(lua, obj, value);
     true
 }
 
-/// The kevent at stack slot `i`, if it is one.
+/// The kevent at stack slot `i`, if it is one (its `data` measured).
 pub fn get(lua: &mut Lua, i: c_int) -> Option<(KEvent, bool)> {
     lua.userdata::<KeventObject>(i, tag(&CLASS))
-        .and_then(|s| s.as_ref())
-        .map(|o| (o.ev, o.has_udata))
+        .and_then(|s| s.as_mut())
+        .map(|o| (*o.settled(), o.has_udata))
 }
 
 /// Pushes the udata of the kevent at slot `i` (nil if none).
@@ -331,6 +355,10 @@ fn index(lua: &mut Lua) -> Ret {
         Some(5) => {
             let has_udata = obj.has_udata;
             push_udata(lua, 1, has_udata);
+        }
+        Some(4) => {
+            let v = obj.settled().data;
+            lua.push_int(v);
         }
         Some(k) => {
             let v = get_field(&obj.ev, k);

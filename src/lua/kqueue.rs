@@ -313,7 +313,7 @@ fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
             ok
         };
         if !reused {
-            make_kevent(lua, ev, mt, udata);
+            make_kevent(lua, ev, mt, udata, true);
             lua.raw_seti(t, key);
         }
         lua.pop(1);

@@ -13,6 +13,17 @@ mod tokens;
 pub use crate::core::kevent::KEvent;
 pub use consts::{EV_ADD, FILTER_READ};
 
+/// The kernel measures every event's `data` itself: none is ever deferred
+/// (the Linux emulation defers READ's and WRITE's, see its later.rs).
+#[inline]
+pub fn is_deferred(_ev: &KEvent) -> bool {
+    false
+}
+
+/// Nothing to measure (see `is_deferred`).
+#[inline]
+pub fn measure_deferred(_ev: &mut KEvent) {}
+
 use std::fmt;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};

@@ -23,10 +23,16 @@
 //! check: EBADF (the number is closed) or ENOENT (it names another file)
 //! means the slot is stale, and its registrations die. Changes need an
 //! epoll_ctl anyway, so the check costs nothing there; `ctx::probe` does it
-//! elsewhere (the sweep, joining the other direction). A report of a file
-//! still open elsewhere (a dup, a child) under a number since closed is
-//! found by its measurement (EBADF) and drops the slot; docs/kqueue-emulation.md
-//! tells what remains of that case.
+//! elsewhere (the sweep, joining the other direction, delivery). A report
+//! of a file still open elsewhere (a dup, a child) under a number since
+//! closed, or since given to another file, must not be delivered: before a
+//! reported event is delivered, the probe asks whether the number still
+//! names the file, at most once per slot per clock tick (`checked`: 1 to 10
+//! ms, as the kernel's tick). A check per event would cost a system call
+//! per event, the one thing epoll's own delivery does not pay; so a number
+//! closed (while its file stays open elsewhere) in the tick after such a
+//! check can still be reported in that tick. docs/kqueue-emulation.md tells
+//! what remains of that case.
 //!
 //! Files epoll refuses (regular files, EPERM) are always ready, as poll(2)
 //! says; their registrations stay on the active list, which keeps the
@@ -42,7 +48,8 @@ use super::fdtable::{
     edge, in_set, present, token, Dir, FdSlot, FdTable, FileKind, ALWAYS, LISTED, OCCUPIED,
 };
 use super::filter::Filter;
-use super::knote::{Collect, Info, State};
+use super::knote::{Collect, Info, Ready, State};
+use super::later;
 use crate::core::error::{OsError, OsResult};
 use crate::core::kevent::KEvent;
 use crate::core::linux::sys::{self, Stat};
@@ -118,6 +125,7 @@ pub fn attach<D: Direction>(cx: &mut Ctx, kn: &Info) -> OsResult<Box<dyn Filter>
     s.kind = FileKind::of(&info);
     s.round = [0; 2];
     s.revents = [0; 2];
+    s.checked = 0;
     s.bits &= LISTED;
     s.reg[dir] = st;
     s.bits |= present(dir);
@@ -276,7 +284,7 @@ fn sync(cx: &mut Ctx, fd: RawFd, d: &Dir) -> OsResult<()> {
 /// An epoll report of the entry of (fd, dir), generation `gen`: whether it
 /// makes that registration ready; None for a stray report, of an entry
 /// that no registration holds any more (see `Registry::absorb`). No system
-/// call: the measurement that follows (`collect`) finds a closed number.
+/// call: `collect` checks the number.
 pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, d: &Dir, revents: u32) -> Option<bool> {
     let (round, dir) = (cx.round as u32, d.index);
     let s = cx.fds.get_mut(fd)?;
@@ -286,7 +294,8 @@ pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, d: &Dir, revents: u32) -> Optio
     if !s.reg[dir].enabled {
         return Some(false); // the ERR/HUP of a parked entry (once)
     }
-    s.revents[dir] = revents;
+    // Every bit epoll reports is below 1 << 16.
+    s.revents[dir] = revents as u16;
     s.round[dir] = round;
     Some(revents & d.ready != 0)
 }
@@ -304,8 +313,16 @@ fn collect(cx: &mut Ctx, fd: RawFd, d: &Dir) -> Collect {
         };
     }
     let revents = if s.round[dir] == cx.round as u32 && s.revents[dir] != 0 {
-        // Reported in this round.
-        s.revents[dir]
+        // Reported in this round, so by the registered file; whether `fd`
+        // still names it is asked once per clock tick (see the header).
+        let tick = sys::coarse_tick();
+        if s.checked != tick {
+            if ctx::probe(cx.set(dir), fd).is_err() {
+                return Collect::Gone;
+            }
+            cx.fds.slot(fd).checked = tick;
+        }
+        u32::from(s.revents[dir])
     } else {
         // Kept active since an earlier round (no room then, or an edge not
         // yet delivered): check the file, then ask it.
@@ -325,14 +342,12 @@ fn collect(cx: &mut Ctx, fd: RawFd, d: &Dir) -> Collect {
         true => t.sock_err.get(&fd).copied().unwrap_or(0),
         false => 0,
     };
-    let ready = match (d.measure)(fd, s.kind, revents, &mut err) {
-        Ok(ready) => ready,
-        // The number was closed while the file stays open elsewhere (its
-        // entry outlives it): the registration went with the number.
-        Err(_) => return Collect::Gone,
-    };
+    let mark = (d.mark)(fd, s.kind, revents, &mut err);
     if err != 0 {
         t.sock_err.insert(fd, err);
     }
-    Collect::Ready(ready)
+    Collect::Ready(Ready {
+        data: later::defer(fd, s.kind, d, revents),
+        ..mark
+    })
 }

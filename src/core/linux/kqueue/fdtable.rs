@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 
 use super::knote::{Ready, State};
-use crate::core::error::OsResult;
 use crate::core::fdhash::FdHash;
 use crate::core::linux::sys::Stat;
 
@@ -30,10 +29,13 @@ pub struct Dir {
     /// Reported bits that make this direction ready (ERR and HUP included:
     /// epoll always reports them, and BSD reports EOF through the filter).
     pub ready: u32,
-    /// The event for a pollable fd that `revents` says is ready; the last
-    /// argument is the socket error kept for this fd (see read.rs). EBADF:
-    /// the number is closed (its registrations are gone).
-    pub measure: fn(RawFd, FileKind, u32, &mut i32) -> OsResult<Ready>,
+    /// The flags and fflags of the event of a pollable fd that `revents`
+    /// says is ready (its `data` is measured later, see later.rs); the last
+    /// argument is the socket error kept for this fd (see read.rs).
+    pub mark: fn(RawFd, FileKind, u32, &mut i32) -> Ready,
+    /// The `data` of such an event, measured now (later.rs); 0 when the
+    /// number is closed. `revents` holds at most EPOLLIN.
+    pub data: fn(RawFd, FileKind, u32) -> i64,
     /// The event for an fd epoll cannot watch (always ready).
     pub always: fn(RawFd, &Stat) -> Ready,
 }
@@ -89,9 +91,12 @@ pub struct FdSlot {
     /// earlier file under this number do not match.
     pub(super) gen: u32,
     /// The last epoll report of each direction's entry and the round (low
-    /// bits) it came in.
+    /// bits) it came in (every bit epoll reports fits in 16).
     pub(super) round: [u32; 2],
-    pub(super) revents: [u32; 2],
+    pub(super) revents: [u16; 2],
+    /// The clock tick in which the number was last found to name the
+    /// slot's file (fds.rs, "Identity"); 0 for never.
+    pub(super) checked: u32,
     pub(super) kind: FileKind,
     pub(super) bits: u16,
 }

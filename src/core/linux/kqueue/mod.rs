@@ -56,6 +56,7 @@ mod fds;
 mod fdtable;
 mod filter;
 mod knote;
+mod later;
 mod proc;
 mod read;
 mod registry;
@@ -73,6 +74,7 @@ mod testkit;
 mod tests;
 
 pub use consts::*;
+pub use later::{is_deferred, measure_deferred};
 
 use std::fmt;
 use std::mem::MaybeUninit;

@@ -16,7 +16,7 @@ use super::fds::{self, Direction};
 use super::fdtable::{Dir, FileKind};
 use super::filter::Filter;
 use super::knote::{Info, Ready};
-use crate::core::error::{OsError, OsResult};
+use crate::core::error::OsResult;
 use crate::core::kevent::KEvent;
 use crate::core::linux::sys::{self, Stat};
 
@@ -43,44 +43,41 @@ pub const READ: Dir = Dir {
     filter: FILTER_READ,
     interest: EPOLLIN | EPOLLRDHUP,
     ready: EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR,
-    measure,
+    mark,
+    data,
     always,
 };
 
-fn measure(fd: RawFd, kind: FileKind, revents: u32, sock_err: &mut i32) -> OsResult<Ready> {
+/// EV_EOF, with the socket error in fflags, when the peer shut down or
+/// the last writer left (a listener never has it).
+fn mark(fd: RawFd, kind: FileKind, revents: u32, sock_err: &mut i32) -> Ready {
     let socket = kind == FileKind::Socket;
-    let queued = sys::ioctl_int(fd, libc::FIONREAD);
-    if queued == Err(OsError(libc::EBADF)) {
-        return Err(OsError(libc::EBADF));
-    }
-    // Bytes to read prove a socket is not listening (FIONREAD fails on TCP,
-    // UNIX and SCTP listeners), which spares the usual event a getsockopt.
-    if socket && !matches!(queued, Ok(n) if n > 0) && listening(fd) {
-        // TCP tells the accept queue length; for other listeners (AF_UNIX)
-        // a readable listener has at least one connection waiting.
-        let waiting = sys::tcp_accept_backlog(fd).map_or(0, i64::from);
-        let floor = i64::from(revents & EPOLLIN != 0);
-        return Ok(Ready {
-            data: waiting.max(floor),
-            ..Ready::default()
-        });
-    }
-    let data = queued.map_or(0, |n| i64::from(n.max(0)));
     let eof = revents & (EPOLLHUP | EPOLLRDHUP) != 0;
-    if !eof {
-        return Ok(Ready {
-            data,
-            ..Ready::default()
-        });
+    if !eof || (socket && listening(fd)) {
+        return Ready::default();
     }
     if socket && revents & EPOLLERR != 0 && *sock_err == 0 {
         *sock_err = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or(0);
     }
-    Ok(Ready {
-        data,
+    Ready {
+        data: 0,
         fflags: *sock_err as u32,
         flags: EV_EOF,
-    })
+    }
+}
+
+/// Bytes readable, or the connections waiting on a listener.
+fn data(fd: RawFd, kind: FileKind, revents: u32) -> i64 {
+    let queued = sys::ioctl_int(fd, libc::FIONREAD);
+    // Bytes to read prove a socket is not listening (FIONREAD fails on TCP,
+    // UNIX and SCTP listeners), which spares the usual event a getsockopt.
+    if kind == FileKind::Socket && !matches!(queued, Ok(n) if n > 0) && listening(fd) {
+        // TCP tells the accept queue length; for other listeners (AF_UNIX)
+        // a readable listener has at least one connection waiting.
+        let waiting = sys::tcp_accept_backlog(fd).map_or(0, i64::from);
+        return waiting.max(i64::from(revents & EPOLLIN != 0));
+    }
+    queued.map_or(0, |n| i64::from(n.max(0)))
 }
 
 fn always(fd: RawFd, st: &Stat) -> Ready {

@@ -51,7 +51,13 @@ pub fn wait(kq: &Kqueue, ms: u64) -> Vec<KEvent> {
     let mut out = Vec::new();
     let deadline = Deadline::after(Some(Duration::from_millis(ms)));
     kq.control(&[], &mut out, 64, deadline).expect("control");
-    out
+    measured(out)
+}
+
+/// The events with their deferred `data` measured (see later.rs).
+pub fn measured(mut evs: Vec<KEvent>) -> Vec<KEvent> {
+    evs.iter_mut().for_each(super::measure_deferred);
+    evs
 }
 
 pub fn released(kq: &Kqueue) -> Vec<u64> {

@@ -10,7 +10,7 @@ use super::fds::{self, Direction};
 use super::fdtable::{Dir, FileKind};
 use super::filter::Filter;
 use super::knote::{Info, Ready};
-use crate::core::error::{OsError, OsResult};
+use crate::core::error::OsResult;
 use crate::core::kevent::KEvent;
 use crate::core::linux::sys::{self, Stat};
 
@@ -36,50 +36,50 @@ pub const WRITE: Dir = Dir {
     filter: FILTER_WRITE,
     interest: EPOLLOUT,
     ready: EPOLLOUT | EPOLLHUP | EPOLLERR,
-    measure,
+    mark,
+    data,
     always,
 };
 
-fn measure(fd: RawFd, kind: FileKind, revents: u32, _sock_err: &mut i32) -> OsResult<Ready> {
+/// EV_EOF when the reader is gone: a pipe whose readers left reports
+/// EPOLLERR; a socket whose peer closed both ways reports EPOLLHUP.
+fn mark(_fd: RawFd, _kind: FileKind, revents: u32, _sock_err: &mut i32) -> Ready {
+    let eof = revents & (EPOLLHUP | EPOLLERR) != 0;
+    Ready {
+        flags: if eof { EV_EOF } else { 0 },
+        ..Ready::default()
+    }
+}
+
+/// Room to write: in the socket's send buffer, or in the pipe.
+fn data(fd: RawFd, kind: FileKind, _revents: u32) -> i64 {
     let free = match kind {
-        FileKind::Socket => socket_space(fd)?,
-        FileKind::Fifo => pipe_space(fd)?,
+        FileKind::Socket => socket_space(fd),
+        FileKind::Fifo => pipe_space(fd),
         FileKind::Other => 0,
     };
-    // A pipe whose readers are gone reports EPOLLERR; a socket whose peer
-    // closed both ways reports EPOLLHUP.
-    let eof = revents & (EPOLLHUP | EPOLLERR) != 0;
-    Ok(Ready {
-        data: free.max(0),
-        fflags: 0,
-        flags: if eof { EV_EOF } else { 0 },
-    })
+    free.max(0)
 }
 
 fn always(_fd: RawFd, _st: &Stat) -> Ready {
     Ready::default()
 }
 
-/// EBADF passes (the number is closed); other failures count as 0.
-fn or_zero(got: OsResult<i32>) -> OsResult<i64> {
-    match got {
-        Err(OsError(libc::EBADF)) => Err(OsError(libc::EBADF)),
-        other => Ok(i64::from(other.unwrap_or(0))),
-    }
+/// A failure (the number closed meanwhile) counts as 0.
+fn or_zero(got: OsResult<i32>) -> i64 {
+    i64::from(got.unwrap_or(0))
 }
 
 /// SO_SNDBUF minus what is queued (SIOCOUTQ, the same number as TIOCOUTQ).
-fn socket_space(fd: RawFd) -> OsResult<i64> {
-    let size = or_zero(sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF))?;
-    let queued = or_zero(sys::ioctl_int(fd, libc::TIOCOUTQ))?;
-    Ok(size - queued)
+fn socket_space(fd: RawFd) -> i64 {
+    let size = or_zero(sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF));
+    size - or_zero(sys::ioctl_int(fd, libc::TIOCOUTQ))
 }
 
 /// The pipe's capacity minus the bytes in it.
-fn pipe_space(fd: RawFd) -> OsResult<i64> {
-    let size = or_zero(sys::fcntl_int(fd, libc::F_GETPIPE_SZ))?;
-    let queued = or_zero(sys::ioctl_int(fd, libc::FIONREAD))?;
-    Ok(size - queued)
+fn pipe_space(fd: RawFd) -> i64 {
+    let size = or_zero(sys::fcntl_int(fd, libc::F_GETPIPE_SZ));
+    size - or_zero(sys::ioctl_int(fd, libc::FIONREAD))
 }
 
 #[cfg(test)]
