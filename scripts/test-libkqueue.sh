@@ -53,7 +53,7 @@ for lua in lua5.4 luajit; do
   if ! ldd "$out_dir/select.so" | grep -q libkqueue; then
     echo "not ok - $out_dir/select.so does not link libkqueue"; failed=1; continue
   fi
-  for set in "spec/kevent_spec.lua spec/kqueue_spec.lua spec/kqueue_directions_spec.lua spec/kqueue_proc_spec.lua spec/kqueue_signal_spec.lua spec/kqueue_vnode_spec.lua spec/kqueue_examples_spec.lua" \
+  for set in "spec/kevent_spec.lua spec/kqueue_spec.lua spec/kqueue_directions_spec.lua spec/kqueue_data_spec.lua spec/kqueue_proc_spec.lua spec/kqueue_signal_spec.lua spec/kqueue_vnode_spec.lua spec/kqueue_examples_spec.lua" \
              "--filter=KqueueSelector spec/selectors_spec.lua" \
              "--filter=live%skqueue spec/faults_spec.lua"; do
     # shellcheck disable=SC2086

@@ -1,6 +1,11 @@
 local sel = require "select"
 local util = require "testutil"
 
+-- The first n values of t, as arguments.
+local function unpack_args(t, n)
+  return (table.unpack or unpack)(t, 1, n)
+end
+
 describe("select.kevent", function()
   it("has Python's defaults", function()
     local ev = sel.kevent(7)
@@ -17,6 +22,15 @@ describe("select.kevent", function()
     local ev = sel.kevent(9, sel.KQ_FILTER_TIMER, sel.KQ_EV_ADD + sel.KQ_EV_ONESHOT, sel.KQ_NOTE_SECONDS, 5, u)
     assert.are.same({9, -7, 0x11, 1, 5}, {ev.ident, ev.filter, ev.flags, ev.fflags, ev.data})
     assert.are.equal(u, ev.udata)
+  end)
+
+  it("has no udata when given one to five arguments", function()
+    local args = { 9, sel.KQ_FILTER_TIMER, sel.KQ_EV_ADD, 0, 5 }
+    for n = 1, #args do
+      local ev = sel.kevent(unpack_args(args, n))
+      assert.is_nil(ev.udata, n .. " arguments")
+      assert.are.equal(ev, sel.kevent(unpack_args(args, n)))
+    end
   end)
 
   it("takes a keyword table", function()

@@ -213,7 +213,10 @@ pub fn push_kevent(
     udata: Option<c_int>,
     mt: c_int,
 ) -> Result<(), Error> {
-    let udata = udata.map(|i| lua.abs(i));
+    // A slot above the top (fewer than six arguments) holds no udata: it
+    // would be the metatable once that is pushed.
+    let top = lua.top();
+    let udata = udata.map(|i| lua.abs(i)).filter(|&i| i <= top);
     lua.push_value(mt);
     match udata {
         Some(i) => lua.push_value(i),
