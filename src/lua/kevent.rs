@@ -228,15 +228,22 @@ pub fn push_kevent(
 /// Step: a new kevent holding `ev`, its metatable in slot 1 and its udata in
 /// slot 2.
 fn new_kevent(lua: &mut Raw, ev: KEvent) -> c_int {
-    make_kevent(lua, ev, 1, 2, false);
+    make_kevent(lua, ev, 1, Some(2), false);
     1
 }
 
 /// Pushes a new kevent holding `ev`, with the metatable at `mt` and the
-/// udata at `udata` (a Lua step: it allocates). `delivered`: `ev` comes from
-/// `control`, and its `data` may be deferred.
-pub fn make_kevent(lua: &mut Raw, ev: KEvent, mt: c_int, udata: c_int, delivered: bool) {
-    let (mt, udata) = (lua.abs(mt), lua.abs(udata));
+/// udata at `udata` (none: nil) (a Lua step: it allocates). `delivered`:
+/// `ev` comes from `control`, and its `data` may be deferred.
+pub fn make_kevent(
+    lua: &mut Raw,
+    ev: KEvent,
+    mt: c_int,
+    udata: Option<c_int>,
+    delivered: bool,
+) {
+    let mt = lua.abs(mt);
+    let udata = udata.map(|i| lua.abs(i));
     lua.push_userdata(
         tag(&CLASS),
         Some(KeventObject {
@@ -247,7 +254,7 @@ pub fn make_kevent(lua: &mut Raw, ev: KEvent, mt: c_int, udata: c_int, delivered
     );
     lua.push_value(mt);
     lua.set_metatable(-2);
-    if !lua.is_none_or_nil(udata) {
+    if let Some(udata) = udata.filter(|&i| !lua.is_none_or_nil(i)) {
         // A new kevent has no udata: only a value needs setting.
         set_udata(lua, -1, udata);
     }
@@ -283,8 +290,9 @@ pub fn set_udata(lua: &mut Raw, obj: c_int, value: c_int) {
 }
 
 /// Overwrites the kevent at `obj` with `ev`, an event `control` returns,
-/// and the udata at `value`; false if the value at `obj` is not a kevent.
-pub fn refill(lua: &mut Raw, obj: c_int, ev: KEvent, value: c_int) -> bool {
+/// and the udata at `value` (none: nil); false if the value at `obj` is not
+/// a kevent.
+pub fn refill(lua: &mut Raw, obj: c_int, ev: KEvent, value: Option<c_int>) -> bool {
     match lua.userdata::<KeventObject>(obj, tag(&CLASS)) {
         Some(Some(o)) => {
             o.ev = ev;
@@ -292,8 +300,24 @@ pub fn refill(lua: &mut Raw, obj: c_int, ev: KEvent, value: c_int) -> bool {
         }
         _ => return false,
     }
-    set_udata(lua, obj, value);
+    match value {
+        Some(value) => set_udata(lua, obj, value),
+        None => clear_udata(lua, obj),
+    }
     true
+}
+
+/// Gives the kevent at `obj` no udata (`set_udata` with nil, pushing none).
+fn clear_udata(lua: &mut Raw, obj: c_int) {
+    let obj = lua.abs(obj);
+    if let Some(Some(o)) = lua.userdata::<KeventObject>(obj, tag(&CLASS)) {
+        if !o.has_udata {
+            return;
+        }
+    }
+    lua.push_nil();
+    set_udata(lua, obj, -1);
+    lua.pop(1);
 }
 
 /// The kevent at stack slot `i`, if it is one (its `data` measured).

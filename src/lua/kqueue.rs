@@ -95,12 +95,13 @@ fn forked() -> Error {
     Error::Msg("kqueue object was inherited across fork() and cannot be used in the child".into())
 }
 
-fn control(lua: &mut Lua) -> Ret {
-    let top = lua.top();
-    // Self first, as Python binds the method before it looks at arguments.
-    // (A queue inherited across fork() is refused by the core, at no cost
-    // to the polling call: see `run`.)
-    this::<KqueueObject>(lua, &CLASS, "control")?;
+/// `control`'s arguments 1..4 (slots 2..5): the changelist's kind,
+/// maxevents, the deadline and the results table's slot. Reads only those
+/// slots and calls nothing back, so that a bad self can be reported first.
+fn control_args(
+    lua: &mut Lua,
+    top: c_int,
+) -> Result<(Kind, usize, Deadline, Option<c_int>), Error> {
     let kind = lua.kind(2);
     if !matches!(kind, Kind::Table | Kind::Nil | Kind::None) {
         return arg_error(
@@ -142,6 +143,22 @@ fn control(lua: &mut Lua) -> Ret {
         None
     } else {
         results::out_arg(lua, 5, "control", 4)?
+    };
+    Ok((kind, maxevents, deadline, results))
+}
+
+fn control(lua: &mut Lua) -> Ret {
+    let top = lua.top();
+    let (kind, maxevents, deadline, results) = match control_args(lua, top) {
+        Ok(args) => args,
+        Err(e) => {
+            // Self first, as Python binds the method before it looks at
+            // arguments. (Looked up once on the usual path, by `run`; a
+            // queue inherited across fork() is refused by the core there,
+            // at no cost to the polling call.)
+            this::<KqueueObject>(lua, &CLASS, "control")?;
+            return Err(e);
+        }
     };
     // Slots 1..5 are the arguments; slot 6 is for the udata store, fetched
     // when a change or an event needs it (`STORE`).
@@ -300,12 +317,14 @@ fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
         };
         let key = k as i64 + 1;
         let token = std::mem::take(&mut ev.udata);
-        if d.has_store {
+        // The event's udata, on the stack while its kevent is made (none
+        // when no event of the call has one).
+        let udata = if d.has_store {
             STORE.push(lua, token);
+            Some(lua.top())
         } else {
-            lua.push_nil();
-        }
-        let udata = lua.top();
+            None
+        };
         let reused = d.t != 0 && {
             lua.raw_geti(t, key);
             let ok = kevent::refill(lua, -1, ev, udata);
@@ -316,7 +335,9 @@ fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
             make_kevent(lua, ev, mt, udata, true);
             lua.raw_seti(t, key);
         }
-        lua.pop(1);
+        if udata.is_some() {
+            lua.pop(1);
+        }
         k += 1;
     }
     if d.t != 0 {

@@ -129,11 +129,13 @@ pub struct FdTable {
 }
 
 impl FdTable {
+    #[inline]
     pub(super) fn get(&self, fd: RawFd) -> Option<&FdSlot> {
         let i = usize::try_from(fd).ok()?;
         self.pages.get(i / PAGE)?.as_ref().map(|p| &p[i % PAGE])
     }
 
+    #[inline]
     pub(super) fn get_mut(&mut self, fd: RawFd) -> Option<&mut FdSlot> {
         let i = usize::try_from(fd).ok()?;
         self.pages
@@ -153,6 +155,7 @@ impl FdTable {
     }
 
     /// The registration at (fd, dir), if there is one.
+    #[inline]
     pub fn state(&self, fd: RawFd, dir: usize) -> Option<State> {
         self.get(fd)
             .filter(|s| s.bits & present(dir) != 0)
@@ -160,6 +163,7 @@ impl FdTable {
     }
 
     /// Overwrites the registration at (fd, dir), which must exist.
+    #[inline]
     pub fn set_state(&mut self, fd: RawFd, dir: usize, st: State) {
         if let Some(s) = self.get_mut(fd).filter(|s| s.bits & present(dir) != 0) {
             s.reg[dir] = st;
@@ -199,6 +203,7 @@ impl FdTable {
 
     /// Marks the registration at (fd, dir) active; true when its position
     /// needs an entry on the active list (it has none yet).
+    #[inline]
     pub fn activate(&mut self, fd: RawFd, dir: usize) -> bool {
         let Some(s) = self.get_mut(fd).filter(|s| s.bits & present(dir) != 0) else {
             return false;
@@ -221,6 +226,7 @@ impl FdTable {
     }
 
     /// Its active-list entry is being taken out.
+    #[inline]
     pub fn unlist(&mut self, fd: RawFd, dir: usize) {
         if let Some(s) = self.get_mut(fd) {
             s.bits &= !listed(dir);

@@ -180,6 +180,7 @@ impl Registry {
         }
     }
 
+    #[inline]
     fn info(&self, loc: Loc) -> Option<Info> {
         match loc {
             Loc::Fd(fd, dir) => self.cx.fds.state(fd, dir).map(|st| Info {
@@ -193,6 +194,7 @@ impl Registry {
         }
     }
 
+    #[inline]
     fn state(&self, loc: Loc) -> Option<State> {
         match loc {
             Loc::Fd(fd, dir) => self.cx.fds.state(fd, dir),
@@ -200,6 +202,7 @@ impl Registry {
         }
     }
 
+    #[inline]
     fn set_state(&mut self, loc: Loc, st: State) {
         match loc {
             Loc::Fd(fd, dir) => self.cx.fds.set_state(fd, dir, st),
@@ -221,8 +224,7 @@ impl Registry {
         match loc {
             Loc::Fd(_, dir) => {
                 let info = self.info(loc)?;
-                let mut imp = specs::fd_imp(dir);
-                Some(f(&mut *imp, &mut self.cx, &info))
+                Some(specs::with_fd_imp(dir, |imp| f(imp, &mut self.cx, &info)))
             }
             Loc::Knote(id) => {
                 let kn = self.knotes.get_mut(&id)?;

@@ -66,12 +66,15 @@ pub fn fd_filter(dir: usize) -> i16 {
     [read::READ.filter, write::WRITE.filter][dir]
 }
 
-/// The `Filter` of fd table position `dir`: it holds nothing (the state is
-/// the fd table's), so none is kept per registration.
-pub fn fd_imp(dir: usize) -> Box<dyn Filter> {
+/// Runs `f` on the `Filter` of fd table position `dir`: it holds nothing
+/// (the state is the fd table's), so none is kept per registration, and
+/// each direction's is made on the spot (known to the compiler, so its
+/// calls are direct).
+#[inline]
+pub fn with_fd_imp<R>(dir: usize, f: impl FnOnce(&mut dyn Filter) -> R) -> R {
     if dir == 0 {
-        Box::new(FdFilter::<read::Read>::new())
+        f(&mut FdFilter::<read::Read>::new())
     } else {
-        Box::new(FdFilter::<write::Write>::new())
+        f(&mut FdFilter::<write::Write>::new())
     }
 }
