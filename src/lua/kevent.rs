@@ -235,13 +235,7 @@ fn new_kevent(lua: &mut Raw, ev: KEvent) -> c_int {
 /// Pushes a new kevent holding `ev`, with the metatable at `mt` and the
 /// udata at `udata` (none: nil) (a Lua step: it allocates). `delivered`:
 /// `ev` comes from `control`, and its `data` may be deferred.
-pub fn make_kevent(
-    lua: &mut Raw,
-    ev: KEvent,
-    mt: c_int,
-    udata: Option<c_int>,
-    delivered: bool,
-) {
+pub fn make_kevent(lua: &mut Raw, ev: KEvent, mt: c_int, udata: Option<c_int>, delivered: bool) {
     let mt = lua.abs(mt);
     let udata = udata.map(|i| lua.abs(i));
     lua.push_userdata(

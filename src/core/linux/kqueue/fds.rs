@@ -281,23 +281,46 @@ fn sync(cx: &mut Ctx, fd: RawFd, d: &Dir) -> OsResult<()> {
     result
 }
 
-/// An epoll report of the entry of (fd, dir), generation `gen`: whether it
-/// makes that registration ready; None for a stray report, of an entry
-/// that no registration holds any more (see `Registry::absorb`). No system
+/// What an epoll report of an fd entry did (`report`).
+pub enum Reported {
+    /// Of an entry no registration holds any more (see `Registry::absorb`).
+    Stray,
+    /// Nothing to deliver (not ready, or parked).
+    Quiet,
+    /// The registration is active now; `listed`: it needs an entry on the
+    /// active list (it had none).
+    Active { listed: bool },
+}
+
+/// An epoll report of the entry of (fd, dir), generation `gen`, marking the
+/// registration active when it makes it ready (the work of
+/// `FdTable::activate`, done in the same look at the slot). No system
 /// call: `collect` checks the number.
-pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, d: &Dir, revents: u32) -> Option<bool> {
+#[inline]
+pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, d: &Dir, revents: u32) -> Reported {
     let (round, dir) = (cx.round as u32, d.index);
-    let s = cx.fds.get_mut(fd)?;
+    let Some(s) = cx.fds.get_mut(fd) else {
+        return Reported::Stray;
+    };
     if s.gen != gen || s.bits & present(dir) == 0 || s.bits & ALWAYS != 0 {
-        return None; // an entry of a file this slot no longer holds
+        return Reported::Stray; // an entry of a file this slot no longer holds
     }
     if !s.reg[dir].enabled {
-        return Some(false); // the ERR/HUP of a parked entry (once)
+        return Reported::Quiet; // the ERR/HUP of a parked entry (once)
     }
     // Every bit epoll reports is below 1 << 16.
     s.revents[dir] = revents as u16;
     s.round[dir] = round;
-    Some(revents & d.ready != 0)
+    if revents & d.ready == 0 {
+        return Reported::Quiet;
+    }
+    if s.reg[dir].active {
+        return Reported::Active { listed: false };
+    }
+    s.reg[dir].active = true;
+    Reported::Active {
+        listed: s.list(dir),
+    }
 }
 
 /// Builds the event of the registration at (fd, dir) if there is one now.

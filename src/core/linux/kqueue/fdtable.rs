@@ -101,6 +101,16 @@ pub struct FdSlot {
     pub(super) bits: u16,
 }
 
+impl FdSlot {
+    /// Marks position `dir` as listed; false if it already was.
+    #[inline]
+    pub(super) fn list(&mut self, dir: usize) -> bool {
+        let was = self.bits & listed(dir) != 0;
+        self.bits |= listed(dir);
+        !was
+    }
+}
+
 // What a registered descriptor costs (the bench's memory rows measure it,
 // against a budget of 64 bytes) rests on these sizes.
 const _: () = assert!(std::mem::size_of::<State>() == 16);
@@ -212,17 +222,12 @@ impl FdTable {
             return false;
         }
         s.reg[dir].active = true;
-        let was = s.bits & listed(dir) != 0;
-        s.bits |= listed(dir);
-        !was
+        s.list(dir)
     }
 
     /// Marks (fd, dir) as listed; false if it already was.
     pub fn list(&mut self, fd: RawFd, dir: usize) -> bool {
-        let s = self.slot(fd);
-        let was = s.bits & listed(dir) != 0;
-        s.bits |= listed(dir);
-        !was
+        self.slot(fd).list(dir)
     }
 
     /// Its active-list entry is being taken out.

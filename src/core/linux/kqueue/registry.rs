@@ -25,6 +25,18 @@ use crate::core::fdhash::FdHash;
 /// not actions and not the kernel's answer bits.
 const STORED: u16 = !(EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE | EV_SYSFLAGS);
 
+/// The `Info` of the registration at fd table position (fd, dir).
+#[inline]
+fn fd_info(fd: RawFd, dir: usize, st: &State) -> Info {
+    Info {
+        id: 0,
+        ident: fd as u64,
+        filter: specs::fd_filter(dir),
+        flags: st.flags,
+        enabled: st.enabled,
+    }
+}
+
 /// Where a registration lives (see `Home`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Loc {
@@ -183,13 +195,7 @@ impl Registry {
     #[inline]
     fn info(&self, loc: Loc) -> Option<Info> {
         match loc {
-            Loc::Fd(fd, dir) => self.cx.fds.state(fd, dir).map(|st| Info {
-                id: 0,
-                ident: fd as u64,
-                filter: specs::fd_filter(dir),
-                flags: st.flags,
-                enabled: st.enabled,
-            }),
+            Loc::Fd(fd, dir) => self.cx.fds.state(fd, dir).map(|st| fd_info(fd, dir, &st)),
             Loc::Knote(id) => self.knotes.get(&id).map(Knote::info),
         }
     }
@@ -216,6 +222,7 @@ impl Registry {
 
     /// Runs `f` on the registration's filter, with its current `Info`; None
     /// when it is gone.
+    #[inline]
     fn with_filter<R>(
         &mut self,
         loc: Loc,
@@ -231,6 +238,24 @@ impl Registry {
                 let info = kn.info();
                 Some(f(&mut *kn.imp, &mut self.cx, &info))
             }
+        }
+    }
+
+    /// `with_filter` for a registration whose state `st` was just read: an
+    /// fd position's `Info` is made of it, without a second look.
+    #[inline]
+    fn with_filter_as<R>(
+        &mut self,
+        loc: Loc,
+        st: &State,
+        f: impl FnOnce(&mut dyn Filter, &mut Ctx, &Info) -> R,
+    ) -> Option<R> {
+        match loc {
+            Loc::Fd(fd, dir) => {
+                let info = fd_info(fd, dir, st);
+                Some(specs::with_fd_imp(dir, |imp| f(imp, &mut self.cx, &info)))
+            }
+            Loc::Knote(_) => self.with_filter(loc, f),
         }
     }
 

@@ -10,10 +10,11 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use super::super::consts::{EV_DISPATCH, EV_ONESHOT};
 use super::super::ctx::{self, Target};
+use super::super::fds::{self, Reported};
 use super::super::fdtable::{self, Dir};
 use super::super::knote::Collect;
 use super::super::BATCH;
-use super::super::{fds, read, write};
+use super::super::{read, write};
 use super::{Loc, Registry};
 use crate::core::kevent::KEvent;
 use crate::core::linux::sys;
@@ -132,13 +133,14 @@ impl Registry {
 
     fn fd_report(&mut self, fd: RawFd, gen: u32, d: &Dir, revents: u32) {
         match fds::report(&mut self.cx, fd, gen, d, revents) {
-            Some(ready) => {
+            Reported::Stray => self.stray = true,
+            Reported::Quiet => self.live = true,
+            Reported::Active { listed } => {
                 self.live = true;
-                if ready {
-                    self.activate(Loc::Fd(fd, d.index));
+                if listed {
+                    self.active.push(Loc::Fd(fd, d.index));
                 }
             }
-            None => self.stray = true,
         }
     }
 
@@ -171,7 +173,8 @@ impl Registry {
             }
         }
         let list = std::mem::take(&mut self.active);
-        let [mut unseen, mut again] = std::mem::take(&mut self.spare);
+        let mut unseen = std::mem::take(&mut self.spare[0]);
+        let mut again = std::mem::take(&mut self.spare[1]);
         unseen.clear(); // no room left: first in line next time
         again.clear(); // delivered, still active: to the back
         for &loc in &list {
@@ -199,16 +202,18 @@ impl Registry {
             }
             // `delivered` runs at once for an event that keeps its
             // registration (the event is built by then).
-            let Some((ident, filter, collected, stay)) = self.with_filter(loc, |imp, cx, info| {
-                let collected = imp.collect(cx, info);
-                let stay = match collected {
-                    Collect::Ready(r) if !info.has(EV_ONESHOT) && r.flags & EV_ONESHOT == 0 => {
-                        imp.delivered(cx, info)
-                    }
-                    _ => false,
-                };
-                (info.ident, info.filter, collected, stay)
-            }) else {
+            let Some((ident, filter, collected, stay)) =
+                self.with_filter_as(loc, &st, |imp, cx, info| {
+                    let collected = imp.collect(cx, info);
+                    let stay = match collected {
+                        Collect::Ready(r) if !info.has(EV_ONESHOT) && r.flags & EV_ONESHOT == 0 => {
+                            imp.delivered(cx, info)
+                        }
+                        _ => false,
+                    };
+                    (info.ident, info.filter, collected, stay)
+                })
+            else {
                 continue;
             };
             let ready = match collected {
