@@ -338,7 +338,7 @@ fn collect(cx: &mut Ctx, fd: RawFd, d: &Dir) -> Collect {
     let revents = if s.round[dir] == cx.round as u32 && s.revents[dir] != 0 {
         // Reported in this round, so by the registered file; whether `fd`
         // still names it is asked once per clock tick (see the header).
-        let tick = sys::coarse_tick();
+        let tick = cx.tick();
         if s.checked != tick {
             if ctx::probe(cx.set(dir), fd).is_err() {
                 return Collect::Gone;
