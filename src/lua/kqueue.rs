@@ -234,6 +234,9 @@ fn run(
         .control_releasing(changes, out, released, maxevents, deadline);
     let needs_store = !released.is_empty() || out.iter().any(|ev| ev.udata != 0);
     let idle = out.is_empty() && released.is_empty();
+    // What the tail delivers: counted again after fetching the store, a
+    // step that may run finalizers (which may use this queue).
+    let mut counts = (out.len(), released.len());
     if result.is_err() {
         out.clear();
         if obj.kq.is_forked() {
@@ -242,6 +245,7 @@ fn run(
     }
     if needs_store {
         STORE.fetch(lua)?;
+        counts = slot_object(lua).map_or((0, 0), |o| (o.out.len(), o.released.len()));
     }
     if let Err(e) = result {
         // The tokens the core let go leave the store before the error.
@@ -263,8 +267,7 @@ fn run(
             ret(1)
         }
         _ => {
-            let (n, nreleased) =
-                slot_object(lua).map_or((0, 0), |o| (o.out.len(), o.released.len()));
+            let (n, nreleased) = counts;
             Step::tail(
                 deliver,
                 Deliver {
@@ -303,6 +306,11 @@ struct Deliver {
 /// event that carries one was made.
 fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
     let mt = upvalue(KEVENT_MT);
+    // The object stays in slot 1 throughout.
+    let me = lua.pin::<KqueueObject>(1, class::tag(&CLASS));
+    let event = |lua: &mut Raw, k: usize| -> Option<KEvent> {
+        me?.slot(lua).as_ref()?.out.get(k).copied()
+    };
     let t = if d.t != 0 {
         d.t
     } else {
@@ -312,7 +320,7 @@ fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
     let mut k = 0;
     while k < d.n {
         // Copied out before the allocations that make its kevent.
-        let Some(mut ev) = slot_object(lua).and_then(|o| o.out.get(k).copied()) else {
+        let Some(mut ev) = event(lua, k) else {
             break;
         };
         let key = k as i64 + 1;
@@ -345,13 +353,14 @@ fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
     }
     if d.has_store {
         for i in 0..d.nreleased {
-            let Some(token) = slot_object(lua).and_then(|o| o.released.get(i).copied()) else {
+            let token = me.and_then(|me| me.slot(lua).as_ref()?.released.get(i).copied());
+            let Some(token) = token else {
                 break;
             };
             STORE.release(lua, token);
         }
     }
-    if let Some(o) = slot_object(lua) {
+    if let Some(o) = me.and_then(|me| me.slot(lua).as_mut()) {
         o.out = keep(std::mem::take(&mut o.out));
         o.released.clear();
     }

@@ -225,6 +225,36 @@ struct Block<T> {
     slot: Option<T>,
 }
 
+/// An object's block found on the stack by [`Lua::pin`]. Lua never moves a
+/// full userdata, and one on the stack is not collected, so the block stays
+/// valid while the value stays in its stack slot; what the slot holds may
+/// change meanwhile (a finalizer may close the object), so it is read anew
+/// at each look.
+pub struct Pinned<T> {
+    block: *mut Block<T>,
+}
+
+// A pointer, copied whatever `T` is (a derive would ask `T: Copy`).
+impl<T> Clone for Pinned<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Pinned<T> {}
+
+impl<T> Pinned<T> {
+    /// The object's slot (`None` once closed). The reference borrows `lua`,
+    /// so no Lua call can run while it is held.
+    #[inline(always)]
+    pub fn slot<'a>(&self, _lua: &'a mut Lua) -> &'a mut Option<T> {
+        // SAFETY: the block is alive (see the type's comment: the caller of
+        // `pin` keeps the value on the stack), and the exclusive borrow of
+        // `lua` keeps any other reference to it (every one comes through
+        // `lua`) from being made while this one lives.
+        unsafe { &mut (*self.block).slot }
+    }
+}
+
 /// Index of upvalue `n` of the running C function.
 pub fn upvalue(n: c_int) -> c_int {
     ffi::lua_upvalueindex(n)
@@ -470,6 +500,14 @@ impl Lua {
         // SAFETY: the tag identifies a block made by push_userdata::<T> (each
         // tag belongs to one Rust type), alive while it is on the stack.
         self.block::<T>(i, tag).map(|b| unsafe { &mut (*b).slot })
+    }
+
+    /// The userdata at `i`, if it is an object made with `tag`, found once so
+    /// that a loop can look at its slot again without API calls (see
+    /// [`Pinned`]). The caller keeps the value at `i` for as long as it uses
+    /// the result.
+    pub fn pin<T>(&self, i: c_int, tag: usize) -> Option<Pinned<T>> {
+        self.block::<T>(i, tag).map(|block| Pinned { block })
     }
 
     /// The open object at `i`: a userdata made with `tag` whose slot holds a
