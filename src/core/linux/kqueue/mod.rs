@@ -79,6 +79,7 @@ pub use later::{is_deferred, measure_deferred};
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::core::deadline::Deadline;
@@ -96,6 +97,12 @@ struct Shared {
     /// The fork generation the queue was made in (see fork.rs).
     generation: u64,
     reg: Mutex<Registry>,
+    /// Nothing is kept in user space that a call must deliver or hand back
+    /// (no active registration, no async source, no released token): a
+    /// polling call then has nothing to do unless the kernel reports
+    /// something, which it asks before taking the lock. Set at the end of
+    /// every call, under the lock.
+    quiet: AtomicBool,
 }
 
 /// Every live handle, for `from_fd`.
@@ -128,6 +135,7 @@ impl Kqueue {
             id: handles::next_queue_id(),
             generation,
             reg: Mutex::new(reg),
+            quiet: AtomicBool::new(true),
         });
         HANDLES.lock().add(fd.as_raw_fd(), &shared);
         Ok(Kqueue {
@@ -217,6 +225,19 @@ impl Kqueue {
         out.clear();
         let shared = self.live()?;
         let epfd = self.fd.as_raw_fd();
+        // The polling call on a quiet queue (see `Shared::quiet`): the
+        // kernel is asked first, and an idle call ends there, lock-free.
+        // Reports read here are taken in under the lock, as those of a
+        // blocking wait are (which also waits without the lock).
+        let mut first_buf = [MaybeUninit::<libc::epoll_event>::uninit(); BATCH];
+        let mut first = None;
+        if changes.is_empty() && maxevents > 0 && shared.quiet.load(Ordering::Acquire) {
+            let reports = sys::epoll_wait(epfd, &mut first_buf, || 0)?;
+            if reports.is_empty() && deadline.remaining_ms() == 0 {
+                return Ok(());
+            }
+            first = Some(reports);
+        }
         let mut reg = lock(&shared.reg);
         reg.cx.epfd = epfd;
         let reported = reg.apply_changes(changes, out, maxevents);
@@ -225,6 +246,7 @@ impl Kqueue {
             if let Some(released) = released {
                 reg.take_released(released);
             }
+            shared.quiet.store(reg.quiet(), Ordering::Release);
             return reported.map(drop);
         }
         let mut buf = [MaybeUninit::<libc::epoll_event>::uninit(); BATCH];
@@ -238,7 +260,9 @@ impl Kqueue {
         reg.begin_call();
         let mut block = false;
         let result = loop {
-            let waited = if block {
+            let waited = if let Some(reports) = first.take() {
+                Ok(reports)
+            } else if block {
                 // Wait without the lock, so that other threads can use the
                 // queue meanwhile (e.g. to trigger a USER event that wakes us).
                 reg.settle();
@@ -294,6 +318,7 @@ impl Kqueue {
         if let Some(released) = released {
             reg.take_released(released);
         }
+        shared.quiet.store(reg.quiet(), Ordering::Release);
         result
     }
 

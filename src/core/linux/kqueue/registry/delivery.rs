@@ -283,6 +283,19 @@ impl Registry {
         self.refresh_notify();
     }
 
+    /// Whether nothing is kept in user space that a call must deliver or hand
+    /// back: no active registration, no async source, no released token,
+    /// nothing to reap, and the notify eventfd not signalled. A call that
+    /// then finds no epoll report has nothing to do.
+    pub fn quiet(&self) -> bool {
+        self.active.is_empty()
+            && self.async_ids.is_empty()
+            && !self.raised
+            && self.cx.released.is_empty()
+            && self.doomed.is_empty()
+            && self.cx.doomed.is_empty()
+    }
+
     /// Whether an event is waiting that no kernel fd in the epoll set reports
     /// by itself (user-space state, always-ready files, signal counts).
     fn pending(&self) -> bool {
