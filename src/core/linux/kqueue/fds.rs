@@ -323,6 +323,97 @@ pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, d: &Dir, revents: u32) -> Repor
     }
 }
 
+/// What `deliver` did with a position of the active list.
+pub enum Delivery {
+    /// Delivered into `out`, or found with nothing to deliver.
+    Done,
+    /// Delivered earlier in this call: back on the list, for the next call.
+    Again,
+    /// No room left in `out`: back on the list, first in line next call.
+    Unseen,
+    /// Its number no longer names its file: the registration goes.
+    Gone,
+    /// Not the usual case: the registry's generic path (the `Filter`
+    /// calls) takes it, from the start.
+    Generic,
+}
+
+/// The registry's `scan` step for the position (fd, d) of the active list,
+/// in one look at its slot, for the usual case: a registration without
+/// EV_ONESHOT or EV_DISPATCH, of a file epoll watches, reported in this
+/// batch. It does what the generic path does for such a registration
+/// (`Filter::collect`, `delivered`, and the registry's state steps), which
+/// would look the slot up eight times; anything else is `Generic`, with
+/// nothing changed. tests/kqueue_model.rs holds both paths to one model.
+#[inline]
+pub fn deliver(
+    cx: &mut Ctx,
+    fd: RawFd,
+    d: &Dir,
+    call: u32,
+    out: &mut Vec<KEvent>,
+    maxevents: usize,
+) -> Delivery {
+    let dir = d.index;
+    let (round, set, tick) = (cx.round as u32, cx.set(dir), cx.tick());
+    let errs = d.keeps_sock_err && !cx.fds.sock_err.is_empty();
+    let Some(s) = cx.fds.get_mut(fd) else {
+        return Delivery::Generic;
+    };
+    let st = s.reg[dir];
+    let fresh = s.round[dir] == round && s.revents[dir] != 0;
+    if s.bits & present(dir) == 0
+        || s.bits & ALWAYS != 0
+        || st.flags & (EV_ONESHOT | EV_DISPATCH) != 0
+        || !fresh
+        || errs
+    {
+        return Delivery::Generic;
+    }
+    s.unlist(dir);
+    if !st.active {
+        return Delivery::Done;
+    }
+    if out.len() >= maxevents {
+        return Delivery::Unseen;
+    }
+    if st.delivered_in == call {
+        return Delivery::Again;
+    }
+    s.reg[dir].active = false;
+    if !st.enabled {
+        return Delivery::Done;
+    }
+    // The identity check of `collect`, once per slot per tick.
+    if s.checked != tick {
+        if ctx::probe(set, fd).is_err() {
+            return Delivery::Gone;
+        }
+        s.checked = tick;
+    }
+    let revents = u32::from(s.revents[dir]);
+    if revents & d.ready == 0 {
+        return Delivery::Done;
+    }
+    let mut err = 0;
+    let mark = (d.mark)(fd, s.kind, revents, &mut err);
+    out.push(KEvent {
+        ident: fd as u64,
+        filter: d.filter,
+        flags: st.flags | mark.flags,
+        fflags: mark.fflags,
+        data: later::defer(fd, s.kind, d, revents),
+        udata: st.udata,
+    });
+    // A pollable file's level registration is reported again by the
+    // kernel while ready, and an edge is not: neither stays active.
+    s.reg[dir].delivered_in = call;
+    if err != 0 {
+        cx.fds.sock_err.insert(fd, err);
+    }
+    Delivery::Done
+}
+
 /// Builds the event of the registration at (fd, dir) if there is one now.
 fn collect(cx: &mut Ctx, fd: RawFd, d: &Dir) -> Collect {
     let dir = d.index;

@@ -102,6 +102,12 @@ pub struct FdSlot {
 }
 
 impl FdSlot {
+    /// Its active-list entry for position `dir` is being taken out.
+    #[inline]
+    pub(super) fn unlist(&mut self, dir: usize) {
+        self.bits &= !listed(dir);
+    }
+
     /// Marks position `dir` as listed; false if it already was.
     #[inline]
     pub(super) fn list(&mut self, dir: usize) -> bool {

@@ -3,6 +3,7 @@
 
 use super::consts::*;
 use super::fds::FdFilter;
+use super::fdtable::Dir;
 use super::filter::{Filter, Home, Spec};
 use super::{proc, read, signal, timer, user, vnode, write};
 use crate::core::error::{OsError, OsResult};
@@ -62,6 +63,12 @@ pub fn spec(filter: i16) -> OsResult<&'static Spec> {
 }
 
 /// The filter number of fd table position `dir` (READ 0, WRITE 1).
+/// What fd table position `dir` is (READ 0, WRITE 1).
+#[inline]
+pub fn fd_dir(dir: usize) -> &'static Dir {
+    [&read::READ, &write::WRITE][dir]
+}
+
 pub fn fd_filter(dir: usize) -> i16 {
     [read::READ.filter, write::WRITE.filter][dir]
 }

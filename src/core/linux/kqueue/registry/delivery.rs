@@ -10,7 +10,8 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use super::super::consts::{EV_DISPATCH, EV_ONESHOT};
 use super::super::ctx::{self, Target};
-use super::super::fds::{self, Reported};
+use super::super::fds::{self, Delivery, Reported};
+use super::super::specs;
 use super::super::fdtable::{self, Dir};
 use super::super::knote::Collect;
 use super::super::BATCH;
@@ -181,7 +182,23 @@ impl Registry {
         again.clear(); // delivered, still active: to the back
         for &loc in &list {
             if let Loc::Fd(fd, dir) = loc {
-                self.cx.fds.unlist(fd, dir);
+                let d = specs::fd_dir(dir);
+                match fds::deliver(&mut self.cx, fd, d, self.call, out, maxevents) {
+                    Delivery::Done => continue,
+                    Delivery::Again => {
+                        self.list(loc, &mut again);
+                        continue;
+                    }
+                    Delivery::Unseen => {
+                        self.list(loc, &mut unseen);
+                        continue;
+                    }
+                    Delivery::Gone => {
+                        self.doomed.push(loc);
+                        continue;
+                    }
+                    Delivery::Generic => self.cx.fds.unlist(fd, dir),
+                }
             }
             let Some(mut st) = self.state(loc) else {
                 continue;
@@ -256,10 +273,19 @@ impl Registry {
                 }
             }
         }
-        unseen.append(&mut again);
-        unseen.append(&mut self.active);
-        self.active = unseen;
-        self.spare = [list, again];
+        if unseen.is_empty() && again.is_empty() && self.active.is_empty() {
+            // Nothing stays active (the usual call): the list's own buffer
+            // serves again.
+            let mut list = list;
+            list.clear();
+            self.active = list;
+            self.spare = [unseen, again];
+        } else {
+            unseen.append(&mut again);
+            unseen.append(&mut self.active);
+            self.active = unseen;
+            self.spare = [list, again];
+        }
         self.reap();
     }
 
