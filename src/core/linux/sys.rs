@@ -44,16 +44,16 @@ pub fn epoll_wait(
     Ok(unsafe { std::slice::from_raw_parts(buf.as_ptr().cast(), n as usize) })
 }
 
-/// The kernel's clock tick (CLOCK_MONOTONIC_COARSE, read without a system
-/// call; 1 to 10 ms), as a number that changes with each tick and is never 0.
-pub fn coarse_tick() -> u32 {
+/// Milliseconds of the monotonic clock, wrapping, never 0: read without a
+/// system call from CLOCK_MONOTONIC_COARSE, which moves once per kernel
+/// tick (1 to 10 ms).
+pub fn coarse_ms() -> u32 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: ts is a writable timespec; the coarse clock always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    // Milliseconds, wrapping: distinct for ticks of 1 ms and more.
     let ms = (ts.tv_sec as u64).wrapping_mul(1000) + ts.tv_nsec as u64 / 1_000_000;
     (ms as u32).max(1)
 }

@@ -61,9 +61,9 @@ pub struct Ctx {
     /// Incremented for each batch of epoll reports, so that fd filters can
     /// tell a fresh report from an old one.
     pub round: u64,
-    /// The kernel clock tick of the current batch of epoll reports
-    /// (`sys::coarse_tick`), read at its first use; 0 until then.
-    pub tick: u32,
+    /// The clock (`sys::coarse_ms`) for the current batch of epoll
+    /// reports, read at its first use; 0 until then.
+    pub now_ms: u32,
 }
 
 /// The token of the queue's notify eventfd. Its state is read by
@@ -73,13 +73,13 @@ pub const NOTIFY: u64 = 1;
 pub const WSET: u64 = 2;
 
 impl Ctx {
-    /// The clock tick of the current batch of reports, read once per batch.
+    /// The clock for the current batch of reports, read once per batch.
     #[inline]
-    pub fn tick(&mut self) -> u32 {
-        if self.tick == 0 {
-            self.tick = sys::coarse_tick();
+    pub fn now_ms(&mut self) -> u32 {
+        if self.now_ms == 0 {
+            self.now_ms = sys::coarse_ms();
         }
-        self.tick
+        self.now_ms
     }
 
     pub fn new(epfd: RawFd) -> OsResult<Ctx> {
@@ -97,7 +97,7 @@ impl Ctx {
             doomed: Vec::new(),
             released: Vec::new(),
             round: 0,
-            tick: 0,
+            now_ms: 0,
         };
         let fd = cx.notify.as_raw_fd();
         epoll_add(epfd, fd, libc::EPOLLIN as u32, NOTIFY)?;

@@ -27,12 +27,13 @@
 //! of a file still open elsewhere (a dup, a child) under a number since
 //! closed, or since given to another file, must not be delivered: before a
 //! reported event is delivered, the probe asks whether the number still
-//! names the file, at most once per slot per clock tick (`checked`: 1 to 10
-//! ms, as the kernel's tick). A check per event would cost a system call
-//! per event, the one thing epoll's own delivery does not pay; so a number
-//! closed (while its file stays open elsewhere) in the tick after such a
-//! check can still be reported in that tick. docs/kqueue-emulation.md tells
-//! what remains of that case.
+//! names the file, at most once per slot every `CHECK_MS` (`checked`). A
+//! check per event would cost every event a system call that epoll's own
+//! delivery does not pay (on a busy queue, a check per kernel tick still
+//! cost a third of a ping-pong's extra time); so a number closed while its
+//! file stays open elsewhere can still be reported for up to `CHECK_MS`
+//! (plus one kernel tick) after its last check. docs/kqueue-emulation.md
+//! tells what remains of that case.
 //!
 //! Files epoll refuses (regular files, EPERM) are always ready, as poll(2)
 //! says; their registrations stay on the active list, which keeps the
@@ -323,6 +324,17 @@ pub fn report(cx: &mut Ctx, fd: RawFd, gen: u32, d: &Dir, revents: u32) -> Repor
     }
 }
 
+/// How long, in milliseconds, a slot found to name its file is trusted
+/// without asking again (see the header).
+pub const CHECK_MS: u32 = 16;
+
+/// Whether a slot last checked at `checked` (clock milliseconds, 0 for
+/// never) must be checked again at `now`.
+#[inline]
+fn check_due(checked: u32, now: u32) -> bool {
+    checked == 0 || now.wrapping_sub(checked) >= CHECK_MS
+}
+
 /// What `deliver` did with a position of the active list.
 pub enum Delivery {
     /// Delivered into `out`, or found with nothing to deliver.
@@ -355,7 +367,7 @@ pub fn deliver(
     maxevents: usize,
 ) -> Delivery {
     let dir = d.index;
-    let (round, set, tick) = (cx.round as u32, cx.set(dir), cx.tick());
+    let (round, set, now) = (cx.round as u32, cx.set(dir), cx.now_ms());
     let errs = d.keeps_sock_err && !cx.fds.sock_err.is_empty();
     let Some(s) = cx.fds.get_mut(fd) else {
         return Delivery::Generic;
@@ -378,18 +390,27 @@ pub fn deliver(
         return Delivery::Unseen;
     }
     if st.delivered_in == call {
-        return Delivery::Again;
+        if st.flags & EV_CLEAR != 0 {
+            // A new edge: delivered by the next call.
+            return Delivery::Again;
+        }
+        // Reported again by a later batch of this call: the kernel
+        // reports a level entry again at the next call while it is ready,
+        // so nothing is kept (which would cost that call a look at the
+        // file: see `collect`).
+        s.reg[dir].active = false;
+        return Delivery::Done;
     }
     s.reg[dir].active = false;
     if !st.enabled {
         return Delivery::Done;
     }
-    // The identity check of `collect`, once per slot per tick.
-    if s.checked != tick {
+    // The identity check of `collect`, at most once per slot every CHECK_MS.
+    if check_due(s.checked, now) {
         if ctx::probe(set, fd).is_err() {
             return Delivery::Gone;
         }
-        s.checked = tick;
+        s.checked = now;
     }
     let revents = u32::from(s.revents[dir]);
     if revents & d.ready == 0 {
@@ -428,13 +449,13 @@ fn collect(cx: &mut Ctx, fd: RawFd, d: &Dir) -> Collect {
     }
     let revents = if s.round[dir] == cx.round as u32 && s.revents[dir] != 0 {
         // Reported in this round, so by the registered file; whether `fd`
-        // still names it is asked once per clock tick (see the header).
-        let tick = cx.tick();
-        if s.checked != tick {
+        // still names it is asked at most every CHECK_MS (see the header).
+        let now = cx.now_ms();
+        if check_due(s.checked, now) {
             if ctx::probe(cx.set(dir), fd).is_err() {
                 return Collect::Gone;
             }
-            cx.fds.slot(fd).checked = tick;
+            cx.fds.slot(fd).checked = now;
         }
         u32::from(s.revents[dir])
     } else {

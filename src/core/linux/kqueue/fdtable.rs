@@ -94,8 +94,8 @@ pub struct FdSlot {
     /// bits) it came in (every bit epoll reports fits in 16).
     pub(super) round: [u32; 2],
     pub(super) revents: [u16; 2],
-    /// The clock tick in which the number was last found to name the
-    /// slot's file (fds.rs, "Identity"); 0 for never.
+    /// When the number was last found to name the slot's file (clock
+    /// milliseconds, see fds.rs, "Identity"); 0 for never.
     pub(super) checked: u32,
     pub(super) kind: FileKind,
     pub(super) bits: u16,

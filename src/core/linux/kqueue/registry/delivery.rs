@@ -77,8 +77,8 @@ impl Registry {
     /// file), so it is reported while that file is ready.
     pub fn absorb(&mut self, reports: &[libc::epoll_event]) -> bool {
         self.cx.round += 1;
-        // Read again at its first use for this batch (see `Ctx::tick`).
-        self.cx.tick = 0;
+        // Read again at its first use for this batch (see `Ctx::now_ms`).
+        self.cx.now_ms = 0;
         self.stray = false;
         self.live = false;
         let mut hits = std::mem::take(&mut self.hits);
