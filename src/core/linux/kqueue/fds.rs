@@ -405,17 +405,114 @@ pub fn deliver(
     if !st.enabled {
         return Delivery::Done;
     }
-    // The identity check of `collect`, at most once per slot every CHECK_MS.
+    let revents = u32::from(s.revents[dir]);
+    match emit(s, fd, d, revents, set, now, call, out) {
+        Ok(err) => {
+            if err != 0 {
+                cx.fds.sock_err.insert(fd, err);
+            }
+            Delivery::Done
+        }
+        Err(Gone) => Delivery::Gone,
+    }
+}
+
+/// What `take_report` did with an epoll report.
+pub enum Taken {
+    /// Delivered into `out`, or nothing to deliver.
+    Done,
+    /// Of an entry no registration holds any more (see `Registry::absorb`).
+    Stray,
+    /// Its number no longer names its file: the registration goes.
+    Gone,
+    /// Not the usual case: `report` takes it, nothing changed.
+    Generic,
+}
+
+/// An epoll report of the entry of (fd, d), generation `gen`, delivered at
+/// once when nothing waits on the active list (the registry's call): what
+/// `report` and then `deliver` would do, in one look at the slot, for a
+/// registration without EV_ONESHOT or EV_DISPATCH that is not active and
+/// has room in `out`; anything else is `Generic`, with nothing changed.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn take_report(
+    cx: &mut Ctx,
+    fd: RawFd,
+    gen: u32,
+    d: &Dir,
+    revents: u32,
+    call: u32,
+    out: &mut Vec<KEvent>,
+    maxevents: usize,
+) -> Taken {
+    let dir = d.index;
+    let (set, now) = (cx.set(dir), cx.now_ms());
+    let errs = d.keeps_sock_err && !cx.fds.sock_err.is_empty();
+    let Some(s) = cx.fds.get_mut(fd) else {
+        return Taken::Stray;
+    };
+    if s.gen != gen || s.bits & present(dir) == 0 || s.bits & ALWAYS != 0 {
+        return Taken::Stray; // an entry of a file this slot no longer holds
+    }
+    let st = s.reg[dir];
+    if !st.enabled || revents & d.ready == 0 {
+        return Taken::Done; // a parked entry's ERR/HUP (once), or not ready
+    }
+    if st.active || st.flags & (EV_ONESHOT | EV_DISPATCH) != 0 || errs || out.len() >= maxevents
+    {
+        return Taken::Generic;
+    }
+    if st.delivered_in == call {
+        // Delivered by an earlier batch of this call: a level entry is
+        // reported again at the next call (as in `deliver`); a new edge
+        // waits on the active list.
+        return match st.flags & EV_CLEAR {
+            0 => Taken::Done,
+            _ => Taken::Generic,
+        };
+    }
+    match emit(s, fd, d, revents, set, now, call, out) {
+        Ok(err) => {
+            if err != 0 {
+                cx.fds.sock_err.insert(fd, err);
+            }
+            Taken::Done
+        }
+        Err(Gone) => Taken::Gone,
+    }
+}
+
+/// The number no longer names the slot's file.
+struct Gone;
+
+/// Delivers the event of an enabled registration at (fd, d) that `revents`
+/// (reported in this batch) says may be ready, after the identity check of
+/// `collect` (at most once per slot every CHECK_MS; `set` is the entry's
+/// epoll set, `now` the batch's clock). Returns the socket error `mark`
+/// read, for the caller to keep (0: none).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn emit(
+    s: &mut FdSlot,
+    fd: RawFd,
+    d: &Dir,
+    revents: u32,
+    set: RawFd,
+    now: u32,
+    call: u32,
+    out: &mut Vec<KEvent>,
+) -> Result<i32, Gone> {
     if check_due(s.checked, now) {
         if ctx::probe(set, fd).is_err() {
-            return Delivery::Gone;
+            return Err(Gone);
         }
         s.checked = now;
     }
-    let revents = u32::from(s.revents[dir]);
     if revents & d.ready == 0 {
-        return Delivery::Done;
+        return Ok(0);
     }
+    let st = &mut s.reg[d.index];
     let mut err = 0;
     let mark = (d.mark)(fd, s.kind, revents, &mut err);
     out.push(KEvent {
@@ -428,11 +525,8 @@ pub fn deliver(
     });
     // A pollable file's level registration is reported again by the
     // kernel while ready, and an edge is not: neither stays active.
-    s.reg[dir].delivered_in = call;
-    if err != 0 {
-        cx.fds.sock_err.insert(fd, err);
-    }
-    Delivery::Done
+    st.delivered_in = call;
+    Ok(err)
 }
 
 /// Builds the event of the registration at (fd, dir) if there is one now.

@@ -280,7 +280,7 @@ impl Kqueue {
             };
             let (got, before) = (reports.len(), out.len());
             // An empty batch changes nothing (the idle call).
-            let more = got > 0 && reg.absorb(reports);
+            let more = got > 0 && reg.absorb(reports, out, maxevents);
             reg.scan(out, maxevents);
             if (got == BATCH || more) && out.len() > before && out.len() < maxevents {
                 // More may be ready than one batch held: take another. (Only

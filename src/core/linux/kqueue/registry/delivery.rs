@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use super::super::consts::{EV_DISPATCH, EV_ONESHOT};
 use super::super::ctx::{self, Target};
-use super::super::fds::{self, Delivery, Reported};
+use super::super::fds::{self, Delivery, Reported, Taken};
 use super::super::specs;
 use super::super::fdtable::{self, Dir};
 use super::super::knote::Collect;
@@ -75,7 +75,12 @@ impl Registry {
     /// file stays open elsewhere (a dup, a child) outlives its slot, and
     /// nothing can take it out of the set (that needs a number naming the
     /// file), so it is reported while that file is ready.
-    pub fn absorb(&mut self, reports: &[libc::epoll_event]) -> bool {
+    pub fn absorb(
+        &mut self,
+        reports: &[libc::epoll_event],
+        out: &mut Vec<KEvent>,
+        maxevents: usize,
+    ) -> bool {
         self.cx.round += 1;
         // Read again at its first use for this batch (see `Ctx::now_ms`).
         self.cx.now_ms = 0;
@@ -84,6 +89,9 @@ impl Registry {
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
         let mut wset = false;
+        // With nothing waiting on the active list (first in line), a
+        // READ or WRITE report is delivered at once (fds::take_report).
+        let at_once = self.active.is_empty() && self.async_ids.is_empty();
         for report in reports {
             // Copy out of the (packed) struct before use.
             let (token, revents) = (report.u64, report.events);
@@ -93,7 +101,7 @@ impl Registry {
             } else if token == ctx::WSET {
                 wset = true;
             } else if let Some((fd, gen)) = fdtable::decode(token) {
-                self.fd_report(fd, gen, &read::READ, revents);
+                self.fd_report(fd, gen, &read::READ, revents, at_once, out, maxevents);
             } else {
                 self.live = true;
                 match self.cx.target(token) {
@@ -113,14 +121,14 @@ impl Registry {
             }
         }
         self.hits = hits;
-        let more = wset && self.absorb_writes();
+        let more = wset && self.absorb_writes(at_once, out, maxevents);
         self.reap();
         more
     }
 
     /// Reads the reports of the WRITE entries' set: true when the batch
     /// was full (more may be ready).
-    fn absorb_writes(&mut self) -> bool {
+    fn absorb_writes(&mut self, at_once: bool, out: &mut Vec<KEvent>, maxevents: usize) -> bool {
         let mut buf = [MaybeUninit::<libc::epoll_event>::uninit(); BATCH];
         let Ok(reports) = sys::epoll_wait(self.cx.wset.as_raw_fd(), &mut buf, || 0) else {
             return false;
@@ -128,13 +136,41 @@ impl Registry {
         for report in reports.iter() {
             let (token, revents) = (report.u64, report.events);
             if let Some((fd, gen)) = fdtable::decode(token) {
-                self.fd_report(fd, gen, &write::WRITE, revents);
+                self.fd_report(fd, gen, &write::WRITE, revents, at_once, out, maxevents);
             }
         }
         reports.len() == BATCH
     }
 
-    fn fd_report(&mut self, fd: RawFd, gen: u32, d: &Dir, revents: u32) {
+    #[allow(clippy::too_many_arguments)]
+    fn fd_report(
+        &mut self,
+        fd: RawFd,
+        gen: u32,
+        d: &Dir,
+        revents: u32,
+        at_once: bool,
+        out: &mut Vec<KEvent>,
+        maxevents: usize,
+    ) {
+        if at_once {
+            match fds::take_report(&mut self.cx, fd, gen, d, revents, self.call, out, maxevents) {
+                Taken::Done => {
+                    self.live = true;
+                    return;
+                }
+                Taken::Stray => {
+                    self.stray = true;
+                    return;
+                }
+                Taken::Gone => {
+                    self.live = true;
+                    self.doomed.push(Loc::Fd(fd, d.index));
+                    return;
+                }
+                Taken::Generic => {}
+            }
+        }
         match fds::report(&mut self.cx, fd, gen, d, revents) {
             Reported::Stray => self.stray = true,
             Reported::Quiet => self.live = true,
