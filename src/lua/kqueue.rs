@@ -14,7 +14,7 @@ use super::class::{self, close_object, gc_object, push_object, this, tostring, C
 use super::fdarg::fd_arg;
 use super::kevent::{self, make_kevent};
 use super::results::{self, no_memory};
-use super::stack::{arg_error, cfn, ret, upvalue, Error, Kind, Lua, Num, Raw, Ret, Step};
+use super::stack::{arg_error, cfn, ret, upvalue, Error, Kind, Lua, Raw, Ret, Step};
 use super::timeout::{self, Negative};
 use super::udata::Store;
 use crate::core::deadline::Deadline;
@@ -113,19 +113,17 @@ fn control_args(
             ),
         );
     }
-    let maxevents = match lua.number(3) {
+    let maxevents = match lua.exact_integer(3) {
         // The usual call: an integer in range, checked once.
-        Some(Num::Int(n)) if (0..=i32::MAX as i64).contains(&n) => n as usize,
-        n => match n.and_then(|n| n.exact_int()) {
-            Some(n) if n < 0 => {
-                return arg_error(
-                    "control",
-                    2,
-                    format!("maxevents must be 0 or positive, got {n}"),
-                )
-            }
-            _ => int_arg(lua, 3, "control", 2, 0, i32::MAX as i64, None)? as usize,
-        },
+        Some(n) if (0..=i32::MAX as i64).contains(&n) => n as usize,
+        Some(n) if n < 0 => {
+            return arg_error(
+                "control",
+                2,
+                format!("maxevents must be 0 or positive, got {n}"),
+            )
+        }
+        _ => int_arg(lua, 3, "control", 2, 0, i32::MAX as i64, None)? as usize,
     };
     // kq:control(changes, maxevents) waits forever: nothing more to check.
     let deadline = if top < 4 {
@@ -308,9 +306,8 @@ fn deliver(lua: &mut Raw, d: Deliver) -> c_int {
     let mt = upvalue(KEVENT_MT);
     // The object stays in slot 1 throughout.
     let me = lua.pin::<KqueueObject>(1, class::tag(&CLASS));
-    let event = |lua: &mut Raw, k: usize| -> Option<KEvent> {
-        me?.slot(lua).as_ref()?.out.get(k).copied()
-    };
+    let event =
+        |lua: &mut Raw, k: usize| -> Option<KEvent> { me?.slot(lua).as_ref()?.out.get(k).copied() };
     let t = if d.t != 0 {
         d.t
     } else {

@@ -459,8 +459,7 @@ pub fn take_report(
     if !st.enabled || revents & d.ready == 0 {
         return Taken::Done; // a parked entry's ERR/HUP (once), or not ready
     }
-    if st.active || st.flags & (EV_ONESHOT | EV_DISPATCH) != 0 || errs || out.len() >= maxevents
-    {
+    if st.active || st.flags & (EV_ONESHOT | EV_DISPATCH) != 0 || errs || out.len() >= maxevents {
         return Taken::Generic;
     }
     if st.delivered_in == call {
