@@ -230,6 +230,10 @@ fn run(
     let result = obj
         .kq
         .control_releasing(changes, out, released, maxevents, deadline);
+    if results.is_none() && result.is_ok() && out.is_empty() && released.is_empty() {
+        // The idle polling call: an empty table, nothing else to look at.
+        return Step::tail(results::new_table, ());
+    }
     let needs_store = !released.is_empty() || out.iter().any(|ev| ev.udata != 0);
     let idle = out.is_empty() && released.is_empty();
     // What the tail delivers: counted again after fetching the store, a

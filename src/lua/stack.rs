@@ -187,11 +187,12 @@ impl Num {
             // Within it, `f as i64` truncates, so the round trip is exact just
             // for whole numbers (and costs no libm call, as f.fract() does;
             // NaN fails the range test).
-            Num::Float(f)
-                if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
-                    && (f as i64) as f64 == f =>
-            {
-                Some(f as i64)
+            Num::Float(f) if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) => {
+                // SAFETY: f is within i64's range and not NaN (NaN fails the
+                // range test), so truncating it is defined; this skips the
+                // saturation checks of `as`, on every number argument.
+                let i = unsafe { f.to_int_unchecked::<i64>() };
+                (i as f64 == f).then_some(i)
             }
             Num::Float(_) => None,
         }
@@ -536,6 +537,17 @@ impl Lua {
             return None;
         }
         self.number_as_integer(i)
+    }
+
+    /// Whether the value at `i` is the number 0 (`0` or `0.0`, not `"0"`):
+    /// the polling loop's timeout, in one type test and one read.
+    #[inline]
+    pub fn is_zero(&self, i: c_int) -> bool {
+        // SAFETY: lua_type accepts any index; lua_tonumber of a slot that
+        // holds a number converts nothing.
+        unsafe {
+            ffi::lua_type(self.l, i) == ffi::LUA_TNUMBER && ffi::lua_tonumber(self.l, i) == 0.0
+        }
     }
 
     /// `exact_integer` of a slot known to hold a number.

@@ -24,7 +24,7 @@ const MAX_MS: f64 = c_int::MAX as f64;
 #[inline(always)]
 fn number(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Option<f64>, Error> {
     // Fast path for the polling loop's `0`: no float conversion at all.
-    if lua.exact_integer(i) == Some(0) {
+    if lua.is_zero(i) {
         return Ok(Some(0.0));
     }
     any_number(lua, i, func, arg)
@@ -59,7 +59,7 @@ pub fn seconds(
     neg: Negative,
 ) -> Result<Deadline, Error> {
     // The polling loop's `0`, with no further look.
-    if lua.exact_integer(i) == Some(0) {
+    if lua.is_zero(i) {
         return Ok(Deadline::Immediate);
     }
     any_seconds(lua, i, func, arg, neg)

@@ -233,13 +233,32 @@ impl Kqueue {
         let mut first = None;
         if changes.is_empty() && maxevents > 0 && shared.quiet.load(Ordering::Acquire) {
             let reports = sys::epoll_wait(epfd, &mut first_buf, || 0)?;
-            if reports.is_empty() && deadline.remaining_ms() == 0 {
+            if reports.is_empty()
+                && (matches!(deadline, Deadline::Immediate) || deadline.remaining_ms() == 0)
+            {
                 return Ok(());
             }
             first = Some(reports);
         }
         let mut reg = lock(&shared.reg);
         reg.cx.epfd = epfd;
+        // The ready polling call on a queue still quiet under the lock: the
+        // first batch is taken in at once (with nothing waiting in user
+        // space each READ or WRITE report goes straight out, see
+        // `fds::take_report`), and when that leaves the queue quiet the
+        // call ends here, as the loop below would end after that batch.
+        let mut absorbed = None;
+        if let Some(reports) = first {
+            if !reports.is_empty() && reports.len() < BATCH && reg.quiet() {
+                first = None;
+                reg.begin_call();
+                let more = reg.absorb(reports, out, maxevents);
+                if !more && !out.is_empty() && reg.quiet() {
+                    return Ok(());
+                }
+                absorbed = Some((reports.len(), 0, more));
+            }
+        }
         let reported = reg.apply_changes(changes, out, maxevents);
         if !matches!(reported, Ok(false)) || maxevents == 0 {
             reg.refresh_notify();
@@ -257,30 +276,36 @@ impl Kqueue {
         // let the notify eventfd's report, taking the only slot when
         // maxevents is 1, hide a ready fd from a call with timeout 0. Both
         // found by tests/kqueue_model.rs.
-        reg.begin_call();
+        if absorbed.is_none() {
+            reg.begin_call();
+        }
         let mut block = false;
         let result = loop {
-            let waited = if let Some(reports) = first.take() {
-                Ok(reports)
-            } else if block {
-                // Wait without the lock, so that other threads can use the
-                // queue meanwhile (e.g. to trigger a USER event that wakes us).
-                reg.settle();
-                drop(reg);
-                let got = sys::epoll_wait(epfd, &mut buf, || deadline.remaining_ms());
-                reg = lock(&shared.reg);
-                reg.cx.epfd = epfd;
-                got
+            let (got, before, more) = if let Some(taken) = absorbed.take() {
+                taken // the first batch, taken in above
             } else {
-                sys::epoll_wait(epfd, &mut buf, || 0)
+                let waited = if let Some(reports) = first.take() {
+                    Ok(reports)
+                } else if block {
+                    // Wait without the lock, so that other threads can use the
+                    // queue meanwhile (e.g. to trigger a USER event that wakes us).
+                    reg.settle();
+                    drop(reg);
+                    let got = sys::epoll_wait(epfd, &mut buf, || deadline.remaining_ms());
+                    reg = lock(&shared.reg);
+                    reg.cx.epfd = epfd;
+                    got
+                } else {
+                    sys::epoll_wait(epfd, &mut buf, || 0)
+                };
+                let reports = match waited {
+                    Ok(reports) => reports,
+                    Err(e) => break Err(e),
+                };
+                let (got, before) = (reports.len(), out.len());
+                // An empty batch changes nothing (the idle call).
+                (got, before, got > 0 && reg.absorb(reports, out, maxevents))
             };
-            let reports = match waited {
-                Ok(reports) => reports,
-                Err(e) => break Err(e),
-            };
-            let (got, before) = (reports.len(), out.len());
-            // An empty batch changes nothing (the idle call).
-            let more = got > 0 && reg.absorb(reports, out, maxevents);
             reg.scan(out, maxevents);
             if (got == BATCH || more) && out.len() > before && out.len() < maxevents {
                 // More may be ready than one batch held: take another. (Only
