@@ -136,6 +136,8 @@ while [ "$r" -le "$BENCH_ROUNDS" ]; do
       run "ours $api under $lua" env LUA_PATH="$OURS_PATH" LUA_CPATH="$OUT/so/$tag/?.so;;" \
         $lua bench/lua/ours.lua $api
     done
+    run "ours kqueue against epoll, in alternation, under $lua" env LUA_PATH="$OURS_PATH" \
+      LUA_CPATH="$OUT/so/$tag/?.so;;" $lua bench/lua/ours.lua pair
     run "C binding floor under $lua" env LUA_PATH="$PEER_PATH" LUA_CPATH="$OUT/floor/$tag/?.so;;" \
       $lua bench/lua/floor.lua
   done

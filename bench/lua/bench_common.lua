@@ -31,9 +31,8 @@ function M.toint(x)
   return tointeger(x)
 end
 
---- Median cost in ns of one unit of `op`; `op(iters)` runs about `iters`
---- units and returns how many it really ran.
-function M.measure(op)
+-- How many units of `op` make a batch of about BATCH seconds.
+local function calibrate(op)
   local iters = 1
   op(1) -- warm-up: first calls may pay for lazy set-up
   while true do
@@ -42,19 +41,57 @@ function M.measure(op)
     local dt = clock() - t0
     if dt >= M.BATCH / 20 then
       iters = floor(done * M.BATCH / dt)
-      if iters < 1 then iters = 1 end
-      break
+      return iters < 1 and 1 or iters
     end
     iters = iters * 4
   end
-  local v = {}
-  for r = 1, M.RUNS do
-    local t0 = clock()
-    local done = op(iters)
-    v[r] = (clock() - t0) * 1e9 / done
-  end
+end
+
+-- Cost in ns of one unit of `op` over one batch of `iters` units.
+local function batch(op, iters)
+  local t0 = clock()
+  local done = op(iters)
+  return (clock() - t0) * 1e9 / done
+end
+
+local function median(v)
   table.sort(v)
   return v[floor(#v / 2) + 1]
+end
+
+--- Median cost in ns of one unit of `op`; `op(iters)` runs about `iters`
+--- units and returns how many it really ran.
+function M.measure(op)
+  local iters = calibrate(op)
+  local v = {}
+  for r = 1, M.RUNS do
+    v[r] = batch(op, iters)
+  end
+  return median(v)
+end
+
+--- Median costs in ns of one unit of two operations measured in
+--- alternation in one process (A then B, then B then A, ...), each batch on
+--- a fresh object: `make()` returns op, close. A change in the machine's
+--- load meanwhile weighs on both alike, which separate processes minutes
+--- apart do not ensure.
+function M.measure_pair(make_a, make_b)
+  local makes, iters, v = { make_a, make_b }, {}, { {}, {} }
+  for i = 1, 2 do
+    local op, close = makes[i]()
+    iters[i] = calibrate(op)
+    if close then close() end
+  end
+  for r = 1, M.RUNS do
+    for j = 0, 1 do
+      local i = (r + j) % 2 + 1
+      local op, close = makes[i]()
+      op(1)
+      v[i][r] = batch(op, iters[i])
+      if close then close() end
+    end
+  end
+  return median(v[1]), median(v[2])
 end
 
 function M.emit(w, impl, param, value)

@@ -4,6 +4,7 @@
 --
 --   lua5.4 bench/lua/ours.lua API        W1..W4 for one API: select | poll | epoll | kqueue | selectors
 --   lua5.4 bench/lua/ours.lua mem KIND   registration memory, KIND = poll | epoll | kqueue
+--   lua5.4 bench/lua/ours.lua pair       T8: kqueue against epoll, measured in alternation
 --
 -- run.sh runs one process per API, so that a crash in one API costs only its
 -- own figures. Run from the repository root with LUA_PATH/LUA_CPATH set by run.sh.
@@ -374,8 +375,52 @@ local function mem(kind)
   B.close_set(s)
 end
 
+-- T8's workloads, kqueue against our epoll in alternation (measure_pair):
+-- one "P8" row per workload, its kqueue / epoll ratio (time for W1 and W2,
+-- rate for W3).
+local function paired()
+  local kq, ep = APIS.kqueue, APIS.epoll
+  local function pair(w, param, s, key)
+    local a, b = B.measure_pair(function()
+      return kq[key](s, kq)
+    end, function()
+      return ep[key](s, ep)
+    end)
+    local ratio = key == "ping" and b / a or a / b
+    emit("P8", impl("kqueue/epoll"), w .. " " .. param, string.format("%.3f", ratio))
+  end
+  for _, n in ipairs(B.W1_N) do
+    local s = B.open_set(n)
+    pair("W1", n .. ":idle", s, "wait")
+    if n == 1000 then
+      B.make_one_ready(s)
+      pair("W1", n .. ":one", s, "wait")
+    end
+    B.close_set(s)
+    collectgarbage()
+  end
+  local s = B.open_set(1000)
+  B.fill(s)
+  pair("W2", "1000", s, "wait")
+  B.close_set(s)
+  collectgarbage()
+  for _, k in ipairs(B.W3_K) do
+    s = B.open_set(2 * k)
+    B.tokens(s)
+    pair("W3", k, s, "ping")
+    B.close_set(s)
+    collectgarbage()
+  end
+end
+
 local what = arg[1]
-if what == "mem" then
+if what == "pair" then
+  if kqueue then
+    paired()
+  else
+    B.note(tag .. ": select.kqueue is absent from this build: paired rows skipped")
+  end
+elseif what == "mem" then
   if arg[2] == "kqueue" and not kqueue then
     emit("MEM", impl("kqueue"), "bytes", "n/a (no select.kqueue)")
   else

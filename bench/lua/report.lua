@@ -278,7 +278,19 @@ else
       cells[i] = (type(a) == "number" and type(b) == "number") and string.format("%.2f", a / b) or "–"
     end
     say("| ", TAG_NAME[tag], " | ", table.concat(cells, " | "), " |")
+    local paired = data.P8 and data.P8[tag .. ".kqueue/epoll"]
+    if paired then
+      for i, p in ipairs(params) do
+        local v = not p[3] and paired[p[1] .. " " .. p[2]]
+        cells[i] = type(v) == "number" and string.format("%.2f", v) or "–"
+      end
+      say("| ", TAG_NAME[tag], ", in alternation | ", table.concat(cells, " | "), " |")
+    end
   end
+  say("")
+  say("Rows \"in alternation\": the two APIs measured batch by batch in one process")
+  say("(`ours.lua pair`), each batch on a fresh object, the order swapped every batch;")
+  say("median of the rounds' ratios. T8 is judged on these rows.")
   say("")
 end
 
@@ -558,16 +570,24 @@ for _, tag in ipairs(TAGS) do
     target("T7 ≤ 64 bytes per registered descriptor (RSS, extrapolated to 65,536)", tag,
       verdict(checks, table.concat(parts, ", ")))
   end
-  -- T8: the kqueue emulation against our epoll, in the same run.
+  -- T8: the kqueue emulation against our epoll, in the same run: from the
+  -- rows measured in alternation (P8) when the run has them, else from the
+  -- two APIs' own rows.
   do
     local checks = {}
+    local paired = data.P8 and data.P8[o("kqueue/epoll")]
     local function ratio(w, p, limit, what, rate)
-      local kq, ep = num(get(w, o("kqueue"), p)), num(get(w, o("epoll"), p))
-      if not (kq and ep) then
+      local r
+      if paired then
+        r = num(paired[w .. " " .. p])
+      else
+        local kq, ep = num(get(w, o("kqueue"), p)), num(get(w, o("epoll"), p))
+        r = kq and ep and kq / ep
+      end
+      if not r then
         checks[#checks + 1] = { ok = nil, what = what }
         return
       end
-      local r = kq / ep
       local ok = rate and r >= limit or (not rate and r <= limit)
       checks[#checks + 1] = { ok = ok, what = string.format("%s %.2f", what, r) }
     end
@@ -583,7 +603,8 @@ for _, tag in ipairs(TAGS) do
     for _, c in ipairs(checks) do
       if c.ok ~= nil then parts[#parts + 1] = c.what end
     end
-    target("T8 kqueue / our epoll: W1 idle ≤ 1.1, W1 one ready ≤ 1.3, W2 N=1,000 ≤ 2 (time); W3 ≥ 0.9 (rate)",
+    target("T8 kqueue / our epoll: W1 idle ≤ 1.1, W1 one ready ≤ 1.3, W2 N=1,000 ≤ 2 (time); W3 ≥ 0.9 (rate)"
+      .. (paired and ", measured in alternation" or ""),
       tag, verdict(checks, table.concat(parts, ", ")))
   end
 end

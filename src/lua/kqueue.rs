@@ -215,6 +215,7 @@ const STORE: Store = Store { slot: 6 };
 
 /// Runs the core's control with the collected changes and hands back the
 /// events (or `nil, msg, errno`), releasing the tokens the core let go.
+#[inline(always)]
 fn run(
     lua: &mut Lua,
     changes: &[KEvent],

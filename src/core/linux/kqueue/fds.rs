@@ -491,7 +491,7 @@ struct Gone;
 /// epoll set, `now` the batch's clock). Returns the socket error `mark`
 /// read, for the caller to keep (0: none).
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 fn emit(
     s: &mut FdSlot,
     fd: RawFd,

@@ -143,6 +143,7 @@ impl Registry {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn fd_report(
         &mut self,
         fd: RawFd,
