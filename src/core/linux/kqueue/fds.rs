@@ -406,13 +406,9 @@ pub fn deliver(
         return Delivery::Done;
     }
     let revents = u32::from(s.revents[dir]);
-    match emit(s, fd, d, revents, set, now, call, out) {
-        Ok(err) => {
-            if err != 0 {
-                cx.fds.sock_err.insert(fd, err);
-            }
-            Delivery::Done
-        }
+    let emitted = emit(s, fd, d, revents, set, now, call, out);
+    match keep_sock_err(cx, fd, emitted) {
+        Ok(()) => Delivery::Done,
         Err(Gone) => Delivery::Gone,
     }
 }
@@ -471,19 +467,26 @@ pub fn take_report(
             _ => Taken::Generic,
         };
     }
-    match emit(s, fd, d, revents, set, now, call, out) {
-        Ok(err) => {
-            if err != 0 {
-                cx.fds.sock_err.insert(fd, err);
-            }
-            Taken::Done
-        }
+    let emitted = emit(s, fd, d, revents, set, now, call, out);
+    match keep_sock_err(cx, fd, emitted) {
+        Ok(()) => Taken::Done,
         Err(Gone) => Taken::Gone,
     }
 }
 
 /// The number no longer names the slot's file.
 struct Gone;
+
+/// Keeps the socket error `emit` read for `fd` (read.rs: every later READ
+/// report of the fd carries it).
+#[inline(always)]
+fn keep_sock_err(cx: &mut Ctx, fd: RawFd, emitted: Result<i32, Gone>) -> Result<(), Gone> {
+    let err = emitted?;
+    if err != 0 {
+        cx.fds.sock_err.insert(fd, err);
+    }
+    Ok(())
+}
 
 /// Delivers the event of an enabled registration at (fd, d) that `revents`
 /// (reported in this batch) says may be ready, after the identity check of
