@@ -264,7 +264,6 @@ fn run(
         return os_error(lua, e);
     }
     match results {
-        None if idle => Step::tail(results::new_table, ()),
         Some(t) if idle && lua.raw_len(t) == 0 => {
             results::return_table(lua, t);
             ret(1)

@@ -23,7 +23,7 @@ const MAX_MS: f64 = c_int::MAX as f64;
 
 #[inline(always)]
 fn number(lua: &Lua, i: c_int, func: &str, arg: c_int) -> Result<Option<f64>, Error> {
-    // Fast path for the polling loop's `0`: no float conversion at all.
+    // Fast path for the polling loop's `0`: one type test and one read.
     if lua.is_zero(i) {
         return Ok(Some(0.0));
     }

@@ -233,9 +233,7 @@ impl Kqueue {
         let mut first = None;
         if changes.is_empty() && maxevents > 0 && shared.quiet.load(Ordering::Acquire) {
             let reports = sys::epoll_wait(epfd, &mut first_buf, || 0)?;
-            if reports.is_empty()
-                && (matches!(deadline, Deadline::Immediate) || deadline.remaining_ms() == 0)
-            {
+            if reports.is_empty() && deadline.remaining_ms() == 0 {
                 return Ok(());
             }
             first = Some(reports);
@@ -252,11 +250,12 @@ impl Kqueue {
             if !reports.is_empty() && reports.len() < BATCH && reg.quiet() {
                 first = None;
                 reg.begin_call();
+                let before = out.len();
                 let more = reg.absorb(reports, out, maxevents);
                 if !more && !out.is_empty() && reg.quiet() {
                     return Ok(());
                 }
-                absorbed = Some((reports.len(), 0, more));
+                absorbed = Some((reports.len(), before, more));
             }
         }
         let reported = reg.apply_changes(changes, out, maxevents);
